@@ -1,0 +1,52 @@
+# OMServer: `make run` starts the platform, `make test` passes the tests.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Tests create their own MariaDB database and user through this administrator account.
+OMSERVER_TEST_MYSQL_ADMIN_URL ?= mysql://root@127.0.0.1:3306/
+export OMSERVER_TEST_MYSQL_ADMIN_URL
+
+.PHONY: setup run test test-db test-mysql test-sqlite lint schema clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	touch $@
+
+run: setup
+	$(PY) manage.py bootstrap
+	$(PY) manage.py collectstatic --no-input --verbosity 0
+	@echo "OMServer web console: http://$(HOST):$(PORT)/"
+	$(VENV)/bin/uwsgi --http-socket $(HOST):$(PORT) --module omserverweb.wsgi:application \
+	  --master --processes 2 --threads 4 --die-on-term --need-app \
+	  --static-map /static=$$($(PY) -c 'from omserver.config import load; print(load().data_dir / "static")') \
+	  --disable-logging --log-4xx --log-5xx
+
+# Idempotent: makes sure the test database and user exist with the stored password.
+test-db: setup
+	$(PY) sql/create_database.py --admin-url $(OMSERVER_TEST_MYSQL_ADMIN_URL) \
+	  --name omserver_test --user omserver_test --secret-file var/test-database.url \
+	  --test-grants >/dev/null
+
+test: setup test-mysql test-sqlite
+
+test-mysql: test-db
+	OMSERVER_DATABASE_URL=$$(cat var/test-database.url) $(PY) -m pytest $(PYTEST_ARGS)
+
+test-sqlite: test-db
+	OMSERVER_DATABASE_URL= $(PY) -m pytest -m "not salt and not ssh" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check omserver omserverweb tests bench sql
+
+schema: test-db
+	$(PY) manage.py sqlschema --database-url $$(cat var/test-database.url) --output sql/schema-mysql.sql
+
+clean:
+	rm -rf $(VENV) var/static

@@ -1,0 +1,58 @@
+"""Turn ``database.url`` into Django's DATABASES entry, refusing what would not work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+SUPPORTED_ENGINES = {
+    "django.db.backends.mysql",
+    "django.db.backends.sqlite3",
+}
+
+
+def database_settings(url: str, data_dir: Path) -> dict[str, Any]:
+    """Settings for ``url``; an empty url is the embedded SQLite default.
+
+    Raises ``ValueError`` with a reason for a URL Django could not use.
+    """
+    if not url:
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": data_dir / "omserver.sqlite3",
+            "TEST": {"NAME": data_dir / "test-omserver.sqlite3"},
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    try:
+        db = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"cannot parse {_redact(url)!r}: {exc}") from exc
+    engine = db.get("ENGINE")
+    if engine not in SUPPORTED_ENGINES:
+        raise ValueError(f"unsupported database {_redact(url)!r}: use mysql:// or sqlite:///")
+    if not db.get("NAME"):
+        raise ValueError(f"{_redact(url)!r} names no database")
+    if engine == "django.db.backends.mysql":
+        db["OPTIONS"] = {
+            "charset": "utf8mb4",
+            "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+            "isolation_level": "read committed",
+        }
+        db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    else:
+        db["TEST"] = {"NAME": f"{db['NAME']}.test"}
+        db["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+        db["CONN_MAX_AGE"] = 0
+    return db
+
+
+def _redact(url: str) -> str:
+    """Hide a password in an URL before it reaches a message or a log."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

@@ -1,0 +1,61 @@
+from django.contrib import admin
+
+from omserverweb.jobs.models import HostResult, Job
+
+
+class HostResultInline(admin.TabularInline):
+    model = HostResult
+    extra = 0
+    can_delete = False
+    fields = ["host", "status", "rc", "duration", "truncated", "stdout", "stderr"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Jobs are written by the daemon; the admin reads them."""
+
+    list_display = [
+        "id",
+        "module",
+        "status",
+        "requested_by",
+        "client",
+        "host_count",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "client", "backend", "module", "created_at"]
+    search_fields = ["=id", "requested_by", "results__host", "error"]
+    date_hierarchy = "created_at"
+    list_select_related = ["module"]
+    inlines = [HostResultInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="hosts")
+    def host_count(self, obj: Job) -> int:
+        return len(obj.targets)
+
+
+@admin.register(HostResult)
+class HostResultAdmin(admin.ModelAdmin):
+    list_display = ["job", "host", "status", "rc", "duration", "truncated", "updated_at"]
+    list_filter = ["status", "truncated"]
+    search_fields = ["host", "=job__id"]
+    list_select_related = ["job__module"]
+    raw_id_fields = ["job"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

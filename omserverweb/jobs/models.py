@@ -1,0 +1,96 @@
+"""The record of truth: every job from any client, and one result per host."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from omserverweb.modules.models import ModuleDefinition
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+    PARTIAL = "partial", _("partial")
+    TIMEOUT = "timeout", _("timeout")
+    CANCELLED = "cancelled", _("cancelled")
+    INTERRUPTED = "interrupted", _("interrupted")
+
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class HostStatus(models.TextChoices):
+    OK = "ok", _("ok")
+    FAILED = "failed", _("failed")
+    UNREACHABLE = "unreachable", _("unreachable")
+    TIMEOUT = "timeout", _("timeout")
+
+
+class Job(models.Model):
+    module = models.ForeignKey(
+        ModuleDefinition, on_delete=models.PROTECT, related_name="jobs", verbose_name=_("module")
+    )
+    requested_by = models.CharField(_("requested by"), max_length=150, db_index=True)
+    client = models.CharField(_("client"), max_length=100)
+    targets = models.JSONField(_("targets"), default=list)
+    params = models.JSONField(_("parameters (sensitive masked)"), default=dict)
+    rollout = models.JSONField(_("rollout"), null=True, blank=True)
+    rollout_stop = models.TextField(_("rollout stopped"), blank=True)
+    backend = models.CharField(_("backend"), max_length=20, blank=True)
+    timeout = models.FloatField(_("timeout (s)"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED
+    )
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at"], name="job_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="job_status_idx"),
+            models.Index(fields=["module", "-created_at"], name="job_module_idx"),
+            models.Index(fields=["requested_by", "-created_at"], name="job_user_idx"),
+        ]
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.module_id} {self.status}"
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class HostResult(models.Model):
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="results", verbose_name=_("job")
+    )
+    host = models.CharField(_("host"), max_length=253)
+    status = models.CharField(_("status"), max_length=12, choices=HostStatus.choices)
+    rc = models.IntegerField(_("return code"), null=True, blank=True)
+    stdout = models.TextField(_("stdout"), blank=True)
+    stderr = models.TextField(_("stderr"), blank=True)
+    duration = models.FloatField(_("duration (s)"), default=0.0)
+    truncated = models.BooleanField(_("truncated"), default=False)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["job", "host"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "host"], name="uniq_result_job_host"),
+        ]
+        indexes = [models.Index(fields=["host", "job"], name="result_host_idx")]
+        verbose_name = _("host result")
+        verbose_name_plural = _("host results")
+
+    def __str__(self) -> str:
+        return f"{self.host}: {self.status}"

@@ -1,0 +1,12 @@
+from django.contrib import admin
+
+from omserverweb.modules.models import ModuleDefinition
+
+
+@admin.register(ModuleDefinition)
+class ModuleDefinitionAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "caption", "backends", "enabled", "updated_at"]
+    list_display_links = ["id", "name"]
+    list_filter = ["enabled"]
+    search_fields = ["=id", "name", "caption"]
+    readonly_fields = ["created_at", "updated_at"]

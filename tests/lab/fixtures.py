@@ -1,0 +1,1 @@
+"""pytest fixtures that start the real lab parts (filled by the backends work)."""

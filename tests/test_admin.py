@@ -1,0 +1,76 @@
+"""The admin serves every model to operators, and refuses what would lose data."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
+from omserverweb.jobs.models import HostResult, Job
+from omserverweb.modules.models import ModuleDefinition
+
+pytestmark = pytest.mark.django_db
+
+CHANGELISTS = [
+    "inventory_functioncategory",
+    "inventory_appcategory",
+    "inventory_server",
+    "modules_moduledefinition",
+    "jobs_job",
+    "jobs_hostresult",
+    "audit_commandevent",
+]
+
+
+@pytest.fixture
+def alice(client: Client) -> Client:
+    """Alice is a superuser operator."""
+    User.objects.create_superuser("alice", password="alice-password-1")  # noqa: S106
+    client.login(username="alice", password="alice-password-1")  # noqa: S106
+    return client
+
+
+@pytest.fixture
+def demo() -> Job:
+    function = FunctionCategory.objects.create(name="Linux.Web")
+    app = AppCategory.objects.create(function=function, name="www.example.com")
+    Server.objects.create(hostname="www-01", lan_ip="10.0.0.1", app_category=app)
+    module = ModuleDefinition.objects.create(id=1003, name="View OS version")
+    job = Job.objects.create(module=module, requested_by="alice", client="web", targets=["www-01"])
+    HostResult.objects.create(job=job, host="www-01", status="ok", rc=0, stdout="Debian")
+    return job
+
+
+@pytest.mark.parametrize("name", CHANGELISTS)
+def test_changelist_searches_and_filters(alice: Client, demo: Job, name: str) -> None:
+    url = reverse(f"admin:{name}_changelist")
+    assert alice.get(url).status_code == 200
+    assert alice.get(url, {"q": "www"}).status_code == 200
+
+
+def test_server_changelist_lists_operator_columns(alice: Client, demo: Job) -> None:
+    page = alice.get(reverse("admin:inventory_server_changelist")).content.decode()
+    for text in ("www-01", "10.0.0.1", "www.example.com"):
+        assert text in page
+
+
+def test_job_detail_shows_host_results(alice: Client, demo: Job) -> None:
+    page = alice.get(reverse("admin:jobs_job_change", args=[demo.pk])).content.decode()
+    assert "Debian" in page
+
+
+def test_deleting_a_category_with_servers_is_refused_in_admin(alice: Client, demo: Job) -> None:
+    app = AppCategory.objects.get()
+    response = alice.post(reverse("admin:inventory_appcategory_delete", args=[app.pk]),
+                          {"post": "yes"})
+    assert response.status_code == 200
+    assert "Cannot delete" in response.content.decode()
+    assert AppCategory.objects.filter(pk=app.pk).exists()
+
+
+def test_anonymous_users_are_sent_to_login(client: Client) -> None:
+    response = client.get(reverse("admin:inventory_server_changelist"))
+    assert response.status_code == 302
+    assert reverse("admin:login") in response["Location"]
