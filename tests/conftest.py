@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -28,6 +29,21 @@ def mysql_url() -> str:
             pytest.fail("no test MariaDB: run `make test` (or `make test-db`) first")
         url = stored.read_text().strip()
     return url
+
+
+@pytest.fixture(scope="session")
+def test_database_url(django_db_setup: None, django_db_blocker) -> str:
+    """The URL of the database pytest-django created, for processes the tests start.
+
+    Tests that read what such a process wrote use ``transactional_db``.
+    """
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user, password = quote(db["USER"], safe=""), quote(db["PASSWORD"], safe="")
+    return f"mysql://{user}:{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.fixture

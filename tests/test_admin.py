@@ -27,8 +27,8 @@ CHANGELISTS = [
 @pytest.fixture
 def alice(client: Client) -> Client:
     """Alice is a superuser operator."""
-    User.objects.create_superuser("alice", password="alice-password-1")  # noqa: S106
-    client.login(username="alice", password="alice-password-1")  # noqa: S106
+    User.objects.create_superuser("alice", password="alice-password-1")
+    client.login(username="alice", password="alice-password-1")
     return client
 
 

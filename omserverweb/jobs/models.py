@@ -40,6 +40,7 @@ class Job(models.Model):
     rollout = models.JSONField(_("rollout"), null=True, blank=True)
     rollout_stop = models.TextField(_("rollout stopped"), blank=True)
     backend = models.CharField(_("backend"), max_length=20, blank=True)
+    daemon = models.CharField(_("daemon"), max_length=100, blank=True, db_index=True)
     timeout = models.FloatField(_("timeout (s)"), null=True, blank=True)
     status = models.CharField(
         _("status"), max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED
@@ -81,14 +82,19 @@ class HostResult(models.Model):
     stderr = models.TextField(_("stderr"), blank=True)
     duration = models.FloatField(_("duration (s)"), default=0.0)
     truncated = models.BooleanField(_("truncated"), default=False)
+    # Per job, rises with every write, so that a reader can ask "what changed after N".
+    seq = models.PositiveIntegerField(_("sequence"), default=0)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
-        ordering = ["job", "host"]
+        ordering = ["job", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["job", "host"], name="uniq_result_job_host"),
         ]
-        indexes = [models.Index(fields=["host", "job"], name="result_host_idx")]
+        indexes = [
+            models.Index(fields=["host", "job"], name="result_host_idx"),
+            models.Index(fields=["job", "seq"], name="result_job_seq_idx"),
+        ]
         verbose_name = _("host result")
         verbose_name_plural = _("host results")
 

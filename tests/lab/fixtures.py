@@ -1,1 +1,98 @@
-"""pytest fixtures that start the real lab parts (filled by the backends work)."""
+"""Session-scoped pytest fixtures over the lab parts (real Salt, real sshd).
+
+``backend_lab`` runs a test once per backend: Salt (marked ``salt``) and
+Ansible over SSH (marked ``ssh``); each parameter starts only its own lab.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omserver.config import Config
+from omserver.sdk import Target
+from tests.lab.salt import SaltLab
+from tests.lab.service import LabService
+from tests.lab.sshd import SshLab
+
+
+@pytest.fixture(scope="session")
+def salt_lab() -> Iterator[SaltLab]:
+    with SaltLab() as lab:
+        yield lab
+
+
+@pytest.fixture(scope="session")
+def ssh_lab() -> Iterator[SshLab]:
+    with SshLab() as lab:
+        yield lab
+
+
+@pytest.fixture
+def lab_service() -> Iterator[LabService]:
+    with LabService() as service:
+        yield service
+
+
+@dataclass
+class BackendLab:
+    """One backend's real targets and the settings that reach them."""
+
+    backend: str
+    targets: list[Target]
+    env: dict[str, str]
+    files_dir: Path  # where ctx.copy sources live (Salt file_roots / ansible.files_dir)
+    lab: SaltLab | SshLab
+    folder: Path
+
+    def config(self, modules: dict[int, dict[str, Any]] | None = None, **env: str) -> Config:
+        """Settings for this lab, with ``[module.<id>]`` tables and extra OMSERVER_* values."""
+        file = self.folder / "omserver.toml"
+        file.write_text("".join(
+            f"[module.{module_id}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in table.items())
+            for module_id, table in (modules or {}).items()
+        ))
+        return Config({**self.env, **env}, file=file)
+
+    def stop_host(self, name: str) -> None:
+        if isinstance(self.lab, SaltLab):
+            self.lab.stop_minion(name)
+        else:
+            self.lab.stop_target(name)
+
+    def start_host(self, name: str) -> None:
+        if isinstance(self.lab, SaltLab):
+            self.lab.start_minion(name)
+        else:
+            self.lab.start_target(name)
+
+
+@pytest.fixture(params=[pytest.param("saltstack", marks=pytest.mark.salt),
+                        pytest.param("ansible", marks=pytest.mark.ssh)])
+def backend_lab(request: pytest.FixtureRequest, tmp_path: Path) -> BackendLab:
+    if request.param == "saltstack":
+        salt: SaltLab = request.getfixturevalue("salt_lab")
+        return BackendLab("saltstack", salt.targets, salt.settings(), salt.file_roots, salt,
+                          tmp_path)
+    ssh: SshLab = request.getfixturevalue("ssh_lab")
+    return BackendLab("ansible", ssh.targets, ssh.settings(), ssh.files_dir, ssh, tmp_path)
+
+
+def _toml(value: Any) -> str:
+    """TOML for the plain values tests put in module tables (no None)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {value!r}")

@@ -1,0 +1,40 @@
+"""The one interface every execution backend implements.
+
+A backend turns a step (:class:`~omserver.sdk.steps.Command`, ``Copy`` or
+``Service``) into its engine's native call on many hosts at once, and reports
+each host's :class:`HostResult` through ``emit`` the moment that host
+finishes. It emits exactly one result for every target, including those that
+never answered.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+from omserver.config import Config
+from omserver.sdk.results import HostResult, Target
+from omserver.sdk.steps import Step
+
+Emit = Callable[[HostResult], None]
+
+
+class Backend(ABC):
+    """Runs steps on hosts through one engine; made once per job, closed after it."""
+
+    name: str
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @abstractmethod
+    def run(self, step: Step, targets: Sequence[Target], *, timeout: float,
+            output_limit: int, emit: Emit) -> None:
+        """Run ``step`` on ``targets``; ``emit`` each host's result as it finishes.
+
+        ``timeout`` bounds the step; a host that has not finished by then is
+        emitted as ``timeout``, one that cannot be reached as ``unreachable``.
+        """
+
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Release connections; the default has nothing to release."""

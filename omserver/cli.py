@@ -1,0 +1,251 @@
+"""The ``omserver`` command: run the daemon, manage client keys, and act as a client.
+
+Exit status: 0 success; 1 the daemon is unhealthy, refused, or a job did not
+succeed; 2 bad usage or configuration. Client commands speak as
+``--client-id`` (default ``daemon.client_id``) with the key from ``--key-file``
+or ``OMSERVER_DAEMON_CLIENT_KEY`` — never from the command line, where other
+users could read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from omserver.client import Client, DaemonError
+from omserver.config import Config, ConfigError, env_name
+from omserver.keys import KeyStore, KeyStoreError, key_file
+
+OK, FAILED, USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+# -- daemon and keys ---------------------------------------------------------------------
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    from omserver.daemon import serve  # the module loader and all: only the daemon needs it
+
+    serve(config)
+    return OK
+
+
+def cmd_keys_add(config: Config, args: argparse.Namespace) -> int:
+    store = KeyStore(key_file(config))
+    key = store.add(args.name)
+    print(f"{env_name('daemon.client_id')}={args.name}")
+    print(f"{env_name('daemon.client_key')}={key}")
+    print(f"(shown once; the daemon reads it from {store.path})", file=sys.stderr)
+    return OK
+
+
+def cmd_keys_list(config: Config, args: argparse.Namespace) -> int:
+    records = KeyStore(key_file(config)).clients()
+    if args.json:
+        print(json.dumps([asdict(r) for r in records]))
+        return OK
+    for r in records:
+        state = f"revoked {r.revoked}" if r.revoked else "active"
+        print(f"{r.name:<24} created {r.created}  {state}")
+    return OK
+
+
+def cmd_keys_revoke(config: Config, args: argparse.Namespace) -> int:
+    KeyStore(key_file(config)).revoke(args.name)
+    print(f"revoked {args.name}; the daemon refuses its frames from now on")
+    return OK
+
+
+# -- client commands -----------------------------------------------------------------------
+
+
+def _client(config: Config, args: argparse.Namespace) -> Client:
+    if args.key_file:
+        key = Path(args.key_file).read_text().strip()
+    else:
+        key = config["daemon.client_key"]
+    if not key:
+        raise UsageError(
+            f"no client key: set {env_name('daemon.client_key')} or pass --key-file "
+            "(create one with `omserver keys add NAME` on the daemon's host)"
+        )
+    return Client(
+        args.address or config["daemon.address"], args.client_id or config["daemon.client_id"], key
+    )
+
+
+def cmd_ping(config: Config, args: argparse.Namespace) -> int:
+    with _client(config, args) as client:
+        answer = client.ping()
+    if args.json:
+        print(json.dumps(answer))
+    else:
+        print(
+            f"ok: omserver {answer['version']} at {client.address}, backend "
+            f"{answer['backend']}, {answer['modules']} module(s) loaded"
+        )
+    return OK
+
+
+def cmd_modules(config: Config, args: argparse.Namespace) -> int:
+    with _client(config, args) as client:
+        answer = client.modules()
+    if args.json:
+        print(json.dumps(answer))
+        return OK
+    for module in answer["modules"]:
+        backends = ", ".join(module.get("backends", []))
+        print(f"{module['id']:<6} {module.get('name', '')}  [{backends}]")
+    for path, message in sorted(answer["errors"].items()):
+        print(f"not loaded: {path}: {message}")
+    return OK
+
+
+def _param(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    rollout = {
+        key: value
+        for key, value in (
+            ("canary", args.canary),
+            ("batch_size", args.batch_size),
+            ("max_failure_ratio", args.max_failure_ratio),
+        )
+        if value is not None
+    }
+    with _client(config, args) as client:
+        job_id = client.submit(
+            args.module_id, hosts, dict(args.param), timeout=args.timeout, rollout=rollout or None
+        )
+        if not args.json:
+            print(f"job {job_id}: module {args.module_id} on {len(hosts)} host(s)")
+        return _follow(client, job_id, args.json)
+
+
+def cmd_job(config: Config, args: argparse.Namespace) -> int:
+    with _client(config, args) as client:
+        state = client.job(args.job_id)
+    _print_state(state, args.json)
+    return OK if state["status"] == "succeeded" else FAILED
+
+
+def cmd_cancel(config: Config, args: argparse.Namespace) -> int:
+    with _client(config, args) as client:
+        state = client.cancel(args.job_id)
+    print(f"job {state['id']}: {state['status']}")
+    return OK
+
+
+def _follow(client: Client, job_id: int, as_json: bool) -> int:
+    """Print each host's result as it is recorded; the job's success is the exit status."""
+    for state in client.follow(job_id):
+        for result in state["results"]:
+            print(json.dumps(result) if as_json else _host_block(result), flush=True)
+    summary = {k: v for k, v in state.items() if k != "results"}
+    print(json.dumps({"job": summary}) if as_json else _summary(state))
+    return OK if state["status"] == "succeeded" else FAILED
+
+
+def _print_state(state: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(state))
+        return
+    for result in state["results"]:
+        print(_host_block(result))
+    print(_summary(state))
+
+
+def _host_block(result: dict[str, Any]) -> str:
+    lines = [
+        f"[{result['status']}] {result['host']}  rc={result.get('rc')}  "
+        f"{result.get('duration') or 0:.2f}s"
+    ]
+    lines += [f"  | {line}" for line in (result.get("stdout") or "").splitlines()]
+    lines += [f"  ! {line}" for line in (result.get("stderr") or "").splitlines()]
+    return "\n".join(lines)
+
+
+def _summary(state: dict[str, Any]) -> str:
+    text = f"job {state['id']} {state['status']}"
+    for key in ("error", "rollout_stop"):
+        if state.get(key):
+            text += f"; {state[key]}"
+    return text
+
+
+# -- wiring --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omserver", description="OMServer master-control daemon")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the daemon").set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="manage client keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    add = keys.add_parser("add", help="create a client and print its key")
+    add.add_argument("name")
+    add.set_defaults(func=cmd_keys_add)
+    listing = keys.add_parser("list", help="clients, created, revoked (never the keys)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a client's key")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("--address", help="daemon host:port (default daemon.address)")
+    client.add_argument("--client-id", help="speak as this client (default daemon.client_id)")
+    client.add_argument("--key-file", help="file holding the client key")
+    client.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def command(name: str, func: Callable[..., int], help: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[client], help=help)
+        command.set_defaults(func=func)
+        return command
+
+    command("ping", cmd_ping, "check the daemon answers (exit 0) or not (exit 1)")
+    command("modules", cmd_modules, "loaded modules and load errors")
+    run = command("run", cmd_run, "run a module and print each host's result")
+    run.add_argument("module_id", type=int)
+    run.add_argument("--hosts", required=True, help="comma-separated host names")
+    run.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE")
+    run.add_argument("--timeout", type=float, help="job timeout, seconds")
+    run.add_argument("--canary", type=int, help="run this many hosts first")
+    run.add_argument("--batch-size", type=int, help="then this many at a time")
+    run.add_argument(
+        "--max-failure-ratio",
+        type=float,
+        help="stop when more than this share of hosts failed (0-1)",
+    )
+    command("job", cmd_job, "a job's status and results").add_argument("job_id", type=int)
+    command("cancel", cmd_cancel, "stop a job").add_argument("job_id", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(Config(), args)
+    except (ConfigError, UsageError, KeyStoreError, OSError) as exc:
+        print(f"omserver: {exc}", file=sys.stderr)
+        return USAGE
+    except DaemonError as exc:
+        print(f"omserver: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return FAILED

@@ -1,0 +1,269 @@
+"""The job engine: queue, worker threads, rollout, timeouts, cancel, recording.
+
+It is the daemon's one source of job state. Every job any client submits is
+written through ``omserverweb.jobs.recorder`` into the web's database, with
+each host's result saved the moment it arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from omserver import execution
+from omserver.config import Config
+from omserver.loader import LoadedModule, ModuleRegistry
+from omserver.rollout import Rollout
+from omserver.scheduler import Scheduler, Ticket
+from omserver.sdk import HostResult, Target, mask_params, validate_params
+from omserver.service import OperationError
+
+log = logging.getLogger("omserver.engine")
+
+FINAL = {"succeeded", "failed", "partial", "timeout", "cancelled", "interrupted"}
+
+
+class SubmitError(OperationError):
+    """A request refused before anything runs; ``code`` tells the client which error."""
+
+
+@dataclass(eq=False)
+class RunningJob:
+    job_id: int
+    module: LoadedModule
+    targets: list[Target]
+    params: dict[str, Any]
+    timeout: float
+    rollout: Rollout | None
+    ticket: Ticket
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    seq: int = 0
+    statuses: dict[str, str] = field(default_factory=dict)  # host -> latest status
+
+
+Executor = Callable[..., Iterator[HostResult]]
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        registry: ModuleRegistry,
+        *,
+        name: str,
+        executor: Executor = execution.execute,
+    ) -> None:
+        from omserverweb.jobs import recorder  # needs Django set up by the caller
+
+        self.config = config
+        self.registry = registry
+        self.name = name
+        self.recorder = recorder
+        self._execute = executor
+        self._scheduler = Scheduler()
+        self._jobs: dict[int, RunningJob] = {}
+        self._lock = threading.Lock()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"job-worker-{n}", daemon=True)
+            for n in range(config["daemon.workers"])
+        ]
+
+    # -- life cycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        stale = self.recorder.interrupt_unfinished(self.name, "the daemon stopped before it ended")
+        if stale:
+            log.warning("marked %d job(s) left by a previous run as interrupted", stale)
+        for worker in self._workers:
+            worker.start()
+
+    def shutdown(self, grace: float) -> None:
+        """Let running jobs finish within ``grace`` seconds; interrupt the rest."""
+        never_started = self._scheduler.close()
+        deadline = time.monotonic() + grace
+        for job in list(self._jobs.values()):
+            job.done.wait(max(0.0, deadline - time.monotonic()))
+        unfinished = [j.job_id for j in self._jobs.values() if not j.done.is_set()]
+        for job_id in unfinished:
+            self._jobs[job_id].cancel.set()
+        self.recorder.interrupt_unfinished(
+            self.name, "the daemon was stopped before the job ended", never_started + unfinished
+        )
+
+    # -- operations ---------------------------------------------------------------
+
+    def submit(self, client: str, body: dict[str, Any]) -> int:
+        module = self._module(body.get("module"))
+        targets = self._targets(body.get("targets"))
+        try:
+            params = validate_params(module.params, body.get("params") or {})
+        except execution.ParamError as exc:
+            raise SubmitError("invalid_params", str(exc), exc.field) from exc
+        try:
+            rollout = Rollout.from_dict(body.get("rollout"))
+        except ValueError as exc:
+            raise SubmitError("invalid_request", str(exc), "rollout") from exc
+        timeout = self._timeout(body.get("timeout"))
+        requested_by = str(body.get("requested_by") or client)[:150]
+        self.recorder.ensure_module(
+            module.id, module.name, module.caption, module.params, list(module.backends)
+        )
+        job_id = self.recorder.create_job(
+            module_id=module.id,
+            requested_by=requested_by,
+            client=client,
+            targets=[t.hostname for t in targets],
+            params=mask_params(module.params, params),
+            rollout=rollout.as_dict() if rollout else None,
+            backend=self.config["daemon.backend"],
+            timeout=timeout,
+            daemon=self.name,
+        )
+        locks = (
+            frozenset((module.id, t.hostname) for t in targets) if module.exclusive else frozenset()
+        )
+        job = RunningJob(job_id, module, targets, params, timeout, rollout, Ticket(job_id, locks))
+        with self._lock:
+            self._jobs[job_id] = job
+        self._scheduler.put(job.ticket)
+        log.info(
+            "job %d queued: module %d on %d host(s) for %s via %s",
+            job_id,
+            module.id,
+            len(targets),
+            requested_by,
+            client,
+        )
+        return job_id
+
+    def state(self, job_id: int, after: int = 0) -> dict[str, Any]:
+        state = self.recorder.job_state(job_id, after)
+        if state is None:
+            raise SubmitError("unknown_job", f"no job {job_id}")
+        return state
+
+    def wait(self, job_id: int, timeout: float) -> dict[str, Any]:
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.done.wait(timeout)
+        return self.state(job_id)
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.cancel.set()
+            if self._scheduler.discard(job_id):
+                self.recorder.finish_job(job_id, "cancelled", "cancelled before it started")
+                self._forget(job)
+        return self.state(job_id)
+
+    # -- running ------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while (ticket := self._scheduler.take()) is not None:
+            job = self._jobs[ticket.job_id]
+            try:
+                self._run(job)
+            except Exception as exc:  # a bug here must not kill the worker or hide the job
+                log.exception("job %d crashed the engine", job.job_id)
+                self.recorder.finish_job(job.job_id, "failed", f"internal error: {exc}")
+            finally:
+                self._scheduler.release(ticket)
+                self._forget(job)
+
+    def _run(self, job: RunningJob) -> None:
+        self.recorder.mark_running(job.job_id)
+        deadline = time.monotonic() + job.timeout
+        rollout = job.rollout or Rollout()
+        done = failed = 0
+        stop = ""
+        batches = list(rollout.batches(job.targets))
+        for number, batch in enumerate(batches, 1):
+            remaining = deadline - time.monotonic()
+            if job.cancel.is_set() or remaining <= 0:
+                break
+            for result in self._execute(
+                job.module,
+                batch,
+                job.params,
+                config=self.config,
+                timeout=remaining,
+                cancel=job.cancel,
+            ):
+                self._record(job, result)
+            done += len(batch)
+            failed = sum(1 for status in job.statuses.values() if status != "ok")
+            if job.rollout and number < len(batches):
+                after = "the canary" if number == 1 and rollout.canary else f"batch {number}"
+                reason = rollout.stop_reason(done, failed, after)
+                if reason:
+                    stop = f"{reason}; {len(job.targets) - done} host(s) not run"
+                    log.warning("job %d: %s", job.job_id, stop)
+                    break
+        self.recorder.finish_job(job.job_id, self._final_status(job, deadline), rollout_stop=stop)
+
+    def _record(self, job: RunningJob, result: HostResult) -> None:
+        job.seq += 1
+        job.statuses[result.host] = result.status
+        self.recorder.save_result(job.job_id, job.seq, result)
+
+    def _final_status(self, job: RunningJob, deadline: float) -> str:
+        if job.cancel.is_set():
+            return "cancelled"
+        if time.monotonic() >= deadline:
+            return "timeout"
+        statuses = list(job.statuses.values())
+        ok = statuses.count("ok")
+        if statuses and ok == len(job.targets):
+            return "succeeded"
+        return "partial" if ok else "failed"
+
+    def _forget(self, job: RunningJob) -> None:
+        job.done.set()
+        with self._lock:
+            self._jobs.pop(job.job_id, None)
+
+    # -- request checks -----------------------------------------------------------
+
+    def _module(self, raw: Any) -> LoadedModule:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise SubmitError("invalid_request", "module must be a module id (integer)", "module")
+        try:
+            return self.registry.get(raw)
+        except LookupError as exc:
+            raise SubmitError("unknown_module", str(exc), "module") from exc
+
+    def _targets(self, raw: Any) -> list[Target]:
+        """Structured targets; one given by hostname alone is looked up in the inventory."""
+        if not isinstance(raw, list) or not raw or not all(isinstance(t, dict) for t in raw):
+            raise SubmitError(
+                "invalid_request", "targets must be a non-empty list of objects", "targets"
+            )
+        by_name = [t.get("hostname") for t in raw if set(t) == {"hostname"}]
+        known = self.recorder.inventory_targets(by_name) if by_name else {}
+        unknown = sorted(str(name) for name in by_name if name not in known)
+        if unknown:
+            raise SubmitError(
+                "invalid_request",
+                f"not enabled servers in the inventory: {', '.join(unknown)[:200]}",
+                "targets",
+            )
+        try:
+            targets = [Target(**known.get(t.get("hostname"), t)) for t in raw]
+        except (TypeError, ValueError) as exc:
+            raise SubmitError("invalid_request", f"bad target: {exc}", "targets") from exc
+        if len({t.hostname for t in targets}) != len(targets):
+            raise SubmitError("invalid_request", "a host is listed twice", "targets")
+        return targets
+
+    def _timeout(self, raw: Any) -> float:
+        if raw is None:
+            return float(self.config["daemon.job_timeout"])
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= 86400:
+            raise SubmitError("invalid_request", "timeout must be 0 < seconds <= 86400", "timeout")
+        return float(raw)

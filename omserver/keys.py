@@ -1,0 +1,151 @@
+"""The client key store: one revocable key per client id, in a 0600 JSON file.
+
+The CLI (``omserver keys …``) writes the file atomically under a lock; the
+daemon re-reads it whenever it changes, so a key added or revoked takes effect
+on the next frame without a restart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from omserver.config import Config
+from omserver.files import write_private
+from omserver.wire import cipher, decode_key, new_key, valid_client_id
+
+log = logging.getLogger("omserver.keys")
+
+
+class KeyStoreError(ValueError):
+    """A key-store request that cannot be done (bad name, duplicate, unknown, bad file)."""
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    """What ``keys list`` shows: never the key itself."""
+
+    name: str
+    created: str
+    revoked: str | None
+
+
+def key_file(config: Config) -> Path:
+    """``daemon.key_file``, or ``clients.json`` in the data folder."""
+    configured = config["daemon.key_file"]
+    return Path(configured) if configured else config.data_dir / "clients.json"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class KeyStore:
+    """The key file: the daemon reads it again whenever it changed; the CLI writes it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stat_path = str(path)  # os.stat is quicker on a str, and runs per frame
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = (-1, -1, -1)  # never a real file's
+        self._ciphers: dict[str, AESGCM] = {}
+
+    # -- the daemon's side ------------------------------------------------------------
+
+    def cipher_for(self, client_id: str) -> AESGCM | None:
+        """The active key of ``client_id`` as a cipher, or None (unknown, revoked, no file).
+
+        One ``stat`` per call: a key added or revoked counts from the next frame.
+        """
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            with self._lock:
+                self._reload(stamp)
+        return self._ciphers.get(client_id)
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self._stat_path)
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_ino, st.st_size
+
+    def _reload(self, stamp: tuple[int, int, int] | None) -> None:
+        if stamp == self._stamp:  # another thread reloaded it meanwhile
+            return
+        self._stamp = stamp
+        try:
+            self._ciphers = {
+                name: cipher(decode_key(entry["key"]))
+                for name, entry in self._read().items()
+                if not entry.get("revoked")
+            }
+        except (KeyStoreError, KeyError, TypeError, ValueError) as exc:
+            self._ciphers = {}  # fail closed: a broken key file admits nobody
+            log.error("client key file %s is unusable, refusing every client: %s", self.path, exc)
+            return
+        log.info("loaded %d active client key(s) from %s", len(self._ciphers), self.path)
+
+    # -- the CLI's side -----------------------------------------------------------------
+
+    def add(self, name: str) -> str:
+        """Create a key for ``name`` (or replace a revoked one) and return it."""
+        if not valid_client_id(name):
+            raise KeyStoreError(
+                f"bad client name {name!r}: 1-64 of A-Z a-z 0-9 _ . -, starting alphanumeric"
+            )
+        key = new_key()
+        with self._writing() as clients:
+            if name in clients and not clients[name].get("revoked"):
+                raise KeyStoreError(f"client {name!r} already has a key; revoke it first")
+            clients[name] = {"key": key, "created": _now(), "revoked": None}
+        return key
+
+    def revoke(self, name: str) -> None:
+        with self._writing() as clients:
+            if name not in clients:
+                raise KeyStoreError(f"no client named {name!r}")
+            if not clients[name].get("revoked"):
+                clients[name]["revoked"] = _now()
+
+    def clients(self) -> list[ClientRecord]:
+        return [
+            ClientRecord(name, entry.get("created", ""), entry.get("revoked"))
+            for name, entry in sorted(self._read().items())
+        ]
+
+    # -- the file -------------------------------------------------------------------------
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise KeyStoreError(f"{self.path} is not valid JSON: {exc}") from exc
+        clients = data.get("clients") if isinstance(data, dict) else None
+        if not isinstance(clients, dict) or not all(isinstance(e, dict) for e in clients.values()):
+            raise KeyStoreError(f"{self.path} has no valid 'clients' table")
+        return clients
+
+    @contextmanager
+    def _writing(self) -> Iterator[dict[str, dict[str, Any]]]:
+        """Read-modify-write under an exclusive lock, so two CLI runs never lose a key."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "r+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            clients = self._read()
+            yield clients
+            write_private(self.path, json.dumps({"clients": clients}, indent=2) + "\n")

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
+from omserverweb.jobs.models import HostResult, Job
+from omserverweb.modules.models import ModuleDefinition
+
+
+class FunctionCategorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FunctionCategory
+        fields = ["id", "name"]
+
+
+class AppCategorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AppCategory
+        fields = ["id", "function", "name"]
+
+
+class ServerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Server
+        fields = [
+            "id",
+            "hostname",
+            "lan_ip",
+            "wan_ip",
+            "os",
+            "app_category",
+            "ssh_port",
+            "ssh_user",
+            "zone",
+            "enabled",
+            "notes",
+        ]
+
+
+class ModuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModuleDefinition
+        fields = [
+            "id",
+            "name",
+            "caption",
+            "backends",
+            "params_schema",
+            "enabled",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+
+class HostResultSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = HostResult
+        fields = [
+            "id",
+            "host",
+            "status",
+            "rc",
+            "stdout",
+            "stderr",
+            "duration",
+            "truncated",
+            "seq",
+            "updated_at",
+        ]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    module_name = serializers.CharField(source="module.name", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "module",
+            "module_name",
+            "status",
+            "requested_by",
+            "client",
+            "targets",
+            "params",
+            "rollout",
+            "rollout_stop",
+            "backend",
+            "timeout",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class JobDetailSerializer(JobSerializer):
+    results = HostResultSerializer(many=True, read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "results"]
+        read_only_fields = fields
+
+
+class RolloutSerializer(serializers.Serializer):
+    canary = serializers.IntegerField(min_value=1, required=False)
+    batch_size = serializers.IntegerField(min_value=1, required=False)
+    max_failure_ratio = serializers.FloatField(min_value=0, max_value=1, required=False)
+
+
+class RunRequestSerializer(serializers.Serializer):
+    """What a caller sends to run a module: servers by id or hostname."""
+
+    module = serializers.PrimaryKeyRelatedField(queryset=ModuleDefinition.objects.all())
+    servers = serializers.ListField(
+        child=serializers.CharField(max_length=253), min_length=1, max_length=5000
+    )
+    params = serializers.DictField(required=False, default=dict)
+    timeout = serializers.FloatField(min_value=1, max_value=86400, required=False)
+    rollout = RolloutSerializer(required=False)
+
+    def validate_servers(self, value: list[str]) -> list[Server]:
+        ids = [int(v) for v in value if v.isdigit()]
+        names = [v for v in value if not v.isdigit()]
+        found = list(Server.objects.filter(pk__in=ids)) + list(
+            Server.objects.filter(hostname__in=names)
+        )
+        known = {str(s.pk) for s in found} | {s.hostname for s in found}
+        missing = [v for v in value if v not in known]
+        if missing:
+            raise serializers.ValidationError(f"unknown servers: {', '.join(missing)}")
+        return list({s.pk: s for s in found}.values())
+
+
+class RerunSerializer(serializers.Serializer):
+    hosts = serializers.ListField(
+        child=serializers.CharField(max_length=253), required=False, allow_empty=False
+    )
+    params = serializers.DictField(required=False, default=dict)

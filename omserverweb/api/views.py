@@ -1,0 +1,175 @@
+"""REST API: thin views over the models and the jobs service."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from omserverweb.access.services import visible_categories, visible_modules
+from omserverweb.api import serializers as s
+from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
+from omserverweb.jobs import services
+from omserverweb.jobs.models import ACTIVE_STATUSES, Job
+from omserverweb.jobs.queries import visible_jobs
+from omserverweb.modules.models import ModuleDefinition
+
+
+class ModelPermissions(permissions.DjangoModelPermissions):
+    """Reads need a login (and see only what grants show); writes need model perms."""
+
+    authenticated_users_only = True
+
+
+class FunctionCategoryViewSet(viewsets.ModelViewSet):
+    serializer_class = s.FunctionCategorySerializer
+    permission_classes = [ModelPermissions]
+    queryset = FunctionCategory.objects.none()  # for the permission class' model lookup
+
+    def get_queryset(self) -> QuerySet[FunctionCategory]:
+        if self.request.user.is_superuser:
+            return FunctionCategory.objects.all()
+        functions = [c.function_id for c in visible_categories(self.request.user)]
+        return FunctionCategory.objects.filter(pk__in=functions)
+
+
+class AppCategoryViewSet(viewsets.ModelViewSet):
+    serializer_class = s.AppCategorySerializer
+    permission_classes = [ModelPermissions]
+    queryset = AppCategory.objects.none()
+
+    def get_queryset(self) -> QuerySet[AppCategory]:
+        return visible_categories(self.request.user)
+
+
+class ServerViewSet(viewsets.ModelViewSet):
+    serializer_class = s.ServerSerializer
+    permission_classes = [ModelPermissions]
+    queryset = Server.objects.none()
+
+    def get_queryset(self) -> QuerySet[Server]:
+        servers = Server.objects.filter(app_category__in=visible_categories(self.request.user))
+        category = self.request.query_params.get("app_category")
+        if category and category.isdigit():
+            servers = servers.filter(app_category_id=category)
+        return servers
+
+
+class ModuleViewSet(viewsets.ModelViewSet):
+    serializer_class = s.ModuleSerializer
+    permission_classes = [ModelPermissions]
+    queryset = ModuleDefinition.objects.none()
+
+    def get_queryset(self) -> QuerySet[ModuleDefinition]:
+        if self.request.user.has_perm("modules.change_moduledefinition"):
+            return ModuleDefinition.objects.all()
+        return visible_modules(self.request.user)
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Jobs: POST runs a module; reads show the caller's jobs (or all with jobs.view_job)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self) -> QuerySet[Job]:
+        jobs = visible_jobs(self.request.user)
+        params = self.request.query_params
+        for name, lookup in (
+            ("status", "status"),
+            ("module", "module_id"),
+            ("user", "requested_by"),
+            ("host", "results__host"),
+        ):
+            if params.get(name):
+                jobs = jobs.filter(**{lookup: params[name]})
+        return jobs.distinct() if params.get("host") else jobs
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return s.RunRequestSerializer
+        if self.action == "retrieve":
+            return s.JobDetailSerializer
+        return s.JobSerializer
+
+    @extend_schema(request=s.RunRequestSerializer, responses={201: s.JobSerializer})
+    def create(self, request: Request) -> Response:
+        run = s.RunRequestSerializer(data=request.data)
+        run.is_valid(raise_exception=True)
+        data = run.validated_data
+        job = _start(
+            request,
+            data["module"],
+            data["servers"],
+            data["params"],
+            data.get("timeout"),
+            data.get("rollout"),
+        )
+        return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={202: s.JobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        job = self.get_object()
+        if job.requested_by != request.user.get_username() and not request.user.has_perm(
+            "jobs.change_job"
+        ):
+            raise PermissionDenied("only the job's owner or an operator may cancel it")
+        if job.status in ACTIVE_STATUSES:
+            _call(services.cancel_job, job)
+        job.refresh_from_db()
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.RerunSerializer, responses={201: s.JobSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk: str) -> Response:
+        """Run the job's module again, on all its hosts or the ``hosts`` given."""
+        job = self.get_object()
+        body = s.RerunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        hosts = body.validated_data.get("hosts") or job.targets
+        unknown = sorted(set(hosts) - set(job.targets))
+        if unknown:
+            raise ValidationError({"hosts": f"not targets of job {job.pk}: {', '.join(unknown)}"})
+        servers = list(Server.objects.filter(hostname__in=hosts))
+        params = {**job.params, **body.validated_data["params"]}
+        new = _start(request, job.module, servers, params, job.timeout, job.rollout)
+        return Response(s.JobSerializer(new).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="only results with seq > after")],
+        responses=s.HostResultSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def results(self, request: Request, pk: str) -> Response:
+        """Host results as they arrive; poll with ``after`` = the highest ``seq`` seen."""
+        job = get_object_or_404(self.get_queryset(), pk=pk)
+        after = request.query_params.get("after", "0")
+        if not after.isdigit():
+            raise ValidationError({"after": "expected a whole number"})
+        results = job.results.filter(seq__gt=int(after)).order_by("seq")
+        return Response(
+            {
+                "status": job.status,
+                "total": len(job.targets),
+                "results": s.HostResultSerializer(results, many=True).data,
+            }
+        )
+
+
+def _call(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except services.JobRequestError as exc:
+        raise ValidationError({exc.field or "non_field_errors": [str(exc)]}) from exc
+
+
+def _start(request: Request, module, servers, params, timeout, rollout) -> Job:
+    return _call(
+        services.start_job, request.user, module, servers, params, timeout=timeout, rollout=rollout
+    )

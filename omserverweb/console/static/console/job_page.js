@@ -1,0 +1,36 @@
+// The job detail page: live results, re-run (all or a subset), cancel.
+import { api } from "./api.js";
+import { JobView } from "./results.js";
+
+const $ = (id) => document.getElementById(id);
+const jobId = $("results").dataset.job;
+
+async function rerun(hosts) {
+  $("run-error").textContent = "";
+  try {
+    const job = await api(`jobs/${jobId}/rerun/`, { method: "POST", body: hosts ? { hosts } : {} });
+    window.location.assign(`/jobs/${job.id}/`);
+  } catch (error) {
+    $("run-error").textContent = error.message;
+  }
+}
+
+$("rerun").addEventListener("click", () => rerun(null));
+$("cancel").addEventListener("click", async () => {
+  try {
+    await api(`jobs/${jobId}/cancel/`, { method: "POST" });
+  } catch (error) {
+    $("run-error").textContent = error.message;
+  }
+});
+
+const view = new JobView($("results"), jobId, {
+  onRerun: rerun,
+  onFinished: (status) => {
+    $("cancel").hidden = true;
+    const badge = $("job-status");
+    badge.textContent = window.gettext ? window.gettext(status) : status;
+    badge.className = `badge status-${status}`;
+  },
+});
+view.poll();

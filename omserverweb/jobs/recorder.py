@@ -1,0 +1,111 @@
+"""How the daemon writes the record of truth: one job row, one row per host.
+
+Every function here is called from the daemon's worker threads; each write is
+its own short transaction so the console sees results as they arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from omserverweb.inventory.models import Server
+from omserverweb.jobs.models import ACTIVE_STATUSES, HostResult, Job, JobStatus
+from omserverweb.modules.models import ModuleDefinition
+
+
+def ensure_module(module_id: int, name: str, caption: str, schema: list, backends: list) -> None:
+    """A Mid_ file run before anyone defined it in the console gets a definition."""
+    ModuleDefinition.objects.get_or_create(
+        pk=module_id,
+        defaults={"name": name, "caption": caption, "params_schema": schema, "backends": backends},
+    )
+
+
+def inventory_targets(hostnames: list[str]) -> dict[str, dict[str, Any]]:
+    """Targets named only by hostname, completed from the inventory's enabled servers."""
+    servers = Server.objects.filter(hostname__in=hostnames, enabled=True)
+    return {s.hostname: s.as_target() for s in servers}
+
+
+def create_job(**fields: Any) -> int:
+    return Job.objects.create(status=JobStatus.QUEUED, **fields).pk
+
+
+def mark_running(job_id: int) -> None:
+    Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now()
+    )
+
+
+def save_result(job_id: int, seq: int, result: Any) -> None:
+    """Insert or replace the host's row; ``seq`` rises with every write of the job."""
+    HostResult.objects.update_or_create(
+        job_id=job_id,
+        host=result.host,
+        defaults={
+            "status": result.status,
+            "rc": result.rc,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "duration": result.duration,
+            "truncated": result.truncated,
+            "seq": seq,
+        },
+    )
+
+
+def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
+    Job.objects.filter(pk=job_id).update(
+        status=status,
+        error=error,
+        rollout_stop=rollout_stop,
+        finished_at=timezone.now(),
+    )
+    close_old_connections()
+
+
+@transaction.atomic
+def interrupt_unfinished(daemon: str, reason: str, job_ids: Iterable[int] | None = None) -> int:
+    """Mark this daemon's queued/running jobs interrupted (at start-up or shutdown)."""
+    jobs = Job.objects.filter(daemon=daemon, status__in=ACTIVE_STATUSES)
+    if job_ids is not None:
+        jobs = jobs.filter(pk__in=list(job_ids))
+    return jobs.update(status=JobStatus.INTERRUPTED, error=reason, finished_at=timezone.now())
+
+
+def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:
+    """Status and the host rows written after ``after``, as plain JSON data."""
+    job = (
+        Job.objects.filter(pk=job_id)
+        .values(
+            "id",
+            "module_id",
+            "status",
+            "error",
+            "rollout_stop",
+            "targets",
+            "requested_by",
+            "client",
+            "created_at",
+            "started_at",
+            "finished_at",
+        )
+        .first()
+    )
+    if job is None:
+        return None
+    rows = list(
+        HostResult.objects.filter(job_id=job_id, seq__gt=after)
+        .order_by("seq")
+        .values("host", "status", "rc", "stdout", "stderr", "duration", "truncated", "seq")
+    )
+    for key in ("created_at", "started_at", "finished_at"):
+        job[key] = job[key].isoformat() if job[key] else None
+    job["module"] = job.pop("module_id")
+    job["results"] = rows
+    job["cursor"] = rows[-1]["seq"] if rows else after
+    return job

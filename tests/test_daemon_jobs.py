@@ -1,0 +1,255 @@
+"""The job engine through a real daemon, real rpyc, real Salt and Ansible, real database.
+
+Each test talks to a ``python -m omserver serve`` process as any client would
+and then reads the record of truth the daemon wrote into the test database.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from omserver.client import Client, InvalidParameters, InvalidRequest, UnknownModule
+from omserver.config import BASE_DIR
+from omserverweb.jobs.models import HostResult, Job
+from tests.daemon_process import RunningDaemon, running_daemon
+from tests.lab.procs import wait_for
+
+pytestmark = pytest.mark.usefixtures("transactional_db")
+
+ENGINE_MODULES = Path(__file__).parent / "engine_modules"
+
+
+def modules_folder(root: Path) -> Path:
+    """The shipped modules plus the engine's test modules (sleep, exclusive, fail-on)."""
+    folder = root / "modules"
+    shutil.copytree(BASE_DIR / "modules", folder)
+    shutil.copytree(ENGINE_MODULES, folder, dirs_exist_ok=True)
+    return folder
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("saltstack", marks=pytest.mark.salt),
+        pytest.param("ansible", marks=pytest.mark.ssh),
+    ],
+)
+def lab_daemon(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, test_database_url
+) -> Iterator[tuple[RunningDaemon, list[dict]]]:
+    """A daemon on one backend's lab, with its targets as clients send them."""
+    lab = request.getfixturevalue("salt_lab" if request.param == "saltstack" else "ssh_lab")
+    root = tmp_path_factory.mktemp(f"daemon-{request.param}")
+    env = {
+        **lab.settings(),
+        "OMSERVER_DAEMON_MODULES_DIR": str(modules_folder(root)),
+        "OMSERVER_DAEMON_NAME": f"zone-{request.param}",
+        "OMSERVER_DAEMON_WORKERS": "4",
+    }
+    with running_daemon(root / "var", env, database_url=test_database_url) as daemon:
+        yield daemon, [t.to_dict() for t in lab.targets]
+
+
+@pytest.fixture
+def client(lab_daemon) -> Iterator[Client]:
+    daemon, _ = lab_daemon
+    with daemon.client("ops-tool") as client:
+        yield client
+
+
+@pytest.fixture
+def targets(lab_daemon) -> list[dict]:
+    return lab_daemon[1]
+
+
+def wait_until_running(client: Client, job_id: int) -> None:
+    wait_for(lambda: client.job(job_id)["status"] == "running", 30, f"job {job_id} to run")
+
+
+def test_run_returns_each_hosts_result_and_records_who_asked(client, targets) -> None:
+    state = client.run(1003, targets, requested_by="alice", timeout=60)
+    first_line = Path("/etc/issue").read_text().splitlines()[0]
+    assert state["status"] == "succeeded"
+    assert {r["host"]: (r["status"], r["stdout"].strip()) for r in state["results"]} == {
+        t["hostname"]: ("ok", first_line) for t in targets
+    }
+    job = Job.objects.get(pk=state["id"])
+    assert (job.requested_by, job.client, job.status) == ("alice", "ops-tool", "succeeded")
+    assert job.targets == [t["hostname"] for t in targets]
+    assert job.started_at <= job.finished_at
+    rows = HostResult.objects.filter(job=job)
+    assert sorted(r.host for r in rows) == sorted(t["hostname"] for t in targets)
+    assert all(r.rc == 0 and r.stdout.strip() == first_line for r in rows)
+
+
+def test_submit_answers_with_the_job_id_before_the_job_ends(client, targets) -> None:
+    job_id = client.submit(9101, targets, {"seconds": 3}, timeout=60)
+    assert client.job(job_id)["status"] in {"queued", "running"}
+    assert Job.objects.filter(pk=job_id).exists()
+    state = client.wait(job_id, timeout=60)
+    assert state["status"] == "succeeded"
+    assert Job.objects.get(pk=job_id).status == "succeeded"
+
+
+def test_job_with_a_cursor_returns_only_newer_results(client, targets) -> None:
+    job_id = client.submit(1003, targets, timeout=60)
+    final = client.wait(job_id, timeout=60)
+    assert len(final["results"]) == len(targets)
+    later = client.job(job_id, cursor=final["cursor"])
+    assert later["results"] == []
+    assert later["status"] == "succeeded"
+
+
+def test_cancel_stops_a_running_job(client, targets) -> None:
+    job_id = client.submit(9101, targets, {"seconds": 120}, timeout=300)
+    wait_until_running(client, job_id)
+    client.cancel(job_id)
+    state = client.wait(job_id, timeout=30, check=False)
+    assert state["status"] == "cancelled"
+    assert {r["status"] for r in state["results"]} == {"failed"}
+    assert all("cancelled" in r["stderr"] for r in state["results"])
+    assert Job.objects.get(pk=job_id).status == "cancelled"
+
+
+def test_a_job_past_its_timeout_reads_timeout(client, targets) -> None:
+    state = client.run(9101, targets, {"seconds": 120}, timeout=3, check=False)
+    assert state["status"] == "timeout"
+    assert {r["status"] for r in state["results"]} == {"timeout"}
+
+
+def test_rollout_stops_after_the_canary_fails(client, targets) -> None:
+    canary = targets[0]["hostname"]
+    state = client.run(
+        9103, targets, {"fail_on": canary}, timeout=60, check=False,
+        rollout={"canary": 1, "batch_size": 1, "max_failure_ratio": 0},
+    )
+    assert state["status"] == "failed"
+    assert [r["host"] for r in state["results"]] == [canary]  # nobody else was touched
+    assert "canary" in state["rollout_stop"]
+    job = Job.objects.get(pk=state["id"])
+    assert "1 of 1 hosts failed" in job.rollout_stop
+    assert job.rollout == {"canary": 1, "batch_size": 1, "max_failure_ratio": 0.0}
+
+
+def test_rollout_goes_on_while_failures_stay_under_the_limit(client, targets) -> None:
+    last = targets[-1]["hostname"]
+    state = client.run(
+        9103, targets, {"fail_on": last}, timeout=60, check=False,
+        rollout={"canary": 1, "batch_size": 1, "max_failure_ratio": 0},
+    )
+    assert state["status"] == "partial"
+    assert len(state["results"]) == len(targets)
+    assert state["rollout_stop"] == ""
+
+
+def test_unknown_module_is_refused_and_no_job_exists(client, targets) -> None:
+    before = Job.objects.count()
+    with pytest.raises(UnknownModule):
+        client.submit(4242, targets)
+    assert Job.objects.count() == before
+
+
+def test_parameters_outside_the_schema_are_refused_naming_the_field(client, targets) -> None:
+    before = Job.objects.count()
+    with pytest.raises(InvalidParameters) as refused:
+        client.submit(1001, targets, {"lines": "5; touch /tmp/omserver-canary"})
+    assert refused.value.field == "lines"
+    with pytest.raises(InvalidRequest):
+        client.submit(1003, [{"hostname": "no-such-host"}])
+    assert Job.objects.count() == before
+
+
+# -- one backend is enough for what follows: the engine, not the backend, is under test --
+
+
+@pytest.fixture
+def salt_daemon(salt_lab, tmp_path, test_database_url):
+    env = {
+        **salt_lab.settings(),
+        "OMSERVER_DAEMON_MODULES_DIR": str(modules_folder(tmp_path)),
+        "OMSERVER_DAEMON_NAME": "zone-engine",
+        "OMSERVER_DAEMON_WORKERS": "6",
+        # The lab's short Salt timeouts detect a stopped minion fast; here 2 cores run
+        # many jobs at once, and a busy minion must not be taken for a dead one.
+        "OMSERVER_SALT_TIMEOUT": "20",
+        "OMSERVER_SALT_GATHER_JOB_TIMEOUT": "20",
+    }
+    return tmp_path / "var", env, test_database_url, [t.to_dict() for t in salt_lab.targets]
+
+
+@pytest.mark.salt
+def test_a_killed_daemons_running_job_reads_interrupted_after_restart(salt_daemon) -> None:
+    data_dir, env, url, targets = salt_daemon
+    with running_daemon(data_dir, env, database_url=url) as first:
+        with first.client() as client:
+            job_id = client.submit(9101, targets, {"seconds": 120}, timeout=300)
+            wait_until_running(client, job_id)
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.process.wait(10)
+        assert Job.objects.get(pk=job_id).status == "running"
+    with running_daemon(data_dir, env, issued=first.issued, database_url=url):
+        job = Job.objects.get(pk=job_id)
+        assert job.status == "interrupted"
+        assert job.finished_at is not None
+
+
+@pytest.mark.salt
+def test_sigterm_lets_a_short_job_finish_and_interrupts_the_rest(salt_daemon) -> None:
+    data_dir, env, url, targets = salt_daemon
+    env = {**env, "OMSERVER_DAEMON_SHUTDOWN_GRACE": "8"}
+    with running_daemon(data_dir, env, database_url=url) as daemon, daemon.client() as client:
+        short = client.submit(9101, targets, {"seconds": 2}, timeout=60)
+        long = client.submit(9101, targets, {"seconds": 120}, timeout=300)
+        wait_until_running(client, short)
+        wait_until_running(client, long)
+        os.kill(daemon.process.pid, signal.SIGTERM)  # as systemd's KillMode=mixed does
+        daemon.process.wait(60)
+    assert Job.objects.get(pk=short).status == "succeeded"
+    assert Job.objects.get(pk=long).status == "interrupted"
+
+
+@pytest.mark.salt
+def test_fifty_submits_from_ten_threads_all_finish_and_exclusive_jobs_never_overlap(
+    salt_daemon,
+) -> None:
+    data_dir, env, url, targets = salt_daemon
+    host = targets[:1]
+    job_ids: list[int] = []
+    errors: list[BaseException] = []
+    with running_daemon(data_dir, env, database_url=url) as daemon, daemon.client() as client:
+
+        def submit_five(n: int) -> None:
+            try:
+                for i in range(5):
+                    exclusive = (n + i) % 2 == 0
+                    module, chosen = (9102, host) if exclusive else (1003, targets)
+                    job_ids.append(client.submit(module, chosen, timeout=120))
+            except BaseException as exc:  # reported below, with the thread's failure
+                errors.append(exc)
+
+        threads = [threading.Thread(target=submit_five, args=(n,)) for n in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(job_ids) == 50
+        for job_id in job_ids:
+            state = client.wait(job_id, timeout=120, check=False)
+            assert state["status"] == "succeeded", state["results"]
+
+    jobs = Job.objects.filter(pk__in=job_ids)
+    assert jobs.count() == 50
+    assert all(job.results.count() == len(job.targets) for job in jobs)
+    exclusive = sorted(jobs.filter(module_id=9102), key=lambda job: job.started_at)
+    assert len(exclusive) == 25
+    for before, after in itertools.pairwise(exclusive):
+        assert before.finished_at <= after.started_at, (before.pk, after.pk)
