@@ -19,13 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(PY) manage.py bootstrap
-	$(PY) manage.py collectstatic --no-input --verbosity 0
-	@echo "OMServer web console: http://$(HOST):$(PORT)/"
-	$(VENV)/bin/uwsgi --http-socket $(HOST):$(PORT) --module omserverweb.wsgi:application \
-	  --master --processes 2 --threads 4 --die-on-term --need-app \
-	  --static-map /static=$$($(PY) -c 'from omserver.config import load; print(load().data_dir / "static")') \
-	  --disable-logging --log-4xx --log-5xx
+	$(PY) manage.py runlocal --host $(HOST) --port $(PORT)
 
 # Idempotent: makes sure the test database and user exist with the stored password.
 test-db: setup

@@ -39,13 +39,13 @@ from tests.lab.salt import SaltLab  # noqa: E402
 from tests.lab.sshd import SshLab  # noqa: E402
 
 ARGV = ["uname", "-r"]
-MODULE = '''NAME = "bench"
+MODULE = """NAME = "bench"
 CAPTION = "one command"
 
 
 def run(ctx, params):
     ctx.cmd({argv!r})
-'''
+"""
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -75,9 +75,15 @@ def in_process_context(config: Config, targets: list[Target]) -> Callable[[], No
 
     def run() -> None:
         results: list[HostResult] = []
-        ctx = Context(backend, targets, params={}, settings={},
-                      deadline=time.monotonic() + 60, output_limit=1024 * 1024,
-                      emit=results.append)
+        ctx = Context(
+            backend,
+            targets,
+            params={},
+            settings={},
+            deadline=time.monotonic() + 60,
+            output_limit=1024 * 1024,
+            emit=results.append,
+        )
         ctx.cmd(ARGV)
         check(results, len(targets))
 
@@ -87,8 +93,7 @@ def in_process_context(config: Config, targets: list[Target]) -> Callable[[], No
 def job(config: Config, targets: list[Target], registry: ModuleRegistry) -> Callable[[], None]:
     def run() -> None:
         module = registry.get(9000)
-        check(list(execution.execute(module, targets, {}, config=config, timeout=60)),
-              len(targets))
+        check(list(execution.execute(module, targets, {}, config=config, timeout=60)), len(targets))
 
     return run
 
@@ -98,8 +103,12 @@ def salt(lab: SaltLab, registry: ModuleRegistry, rounds: int) -> dict[str, float
     client = lab.client()
 
     def raw() -> None:
-        replies = client.cmd(lab.minion_ids, "cmd.run_all", tgt_type="list",
-                             kwarg={"cmd": ARGV, "python_shell": False})
+        replies = client.cmd(
+            lab.minion_ids,
+            "cmd.run_all",
+            tgt_type="list",
+            kwarg={"cmd": ARGV, "python_shell": False},
+        )
         if len(replies) != len(lab.minion_ids):
             raise SystemExit(f"raw LocalClient run failed: {replies}")
 
@@ -109,29 +118,38 @@ def salt(lab: SaltLab, registry: ModuleRegistry, rounds: int) -> dict[str, float
     }
 
 
-def ansible(lab: SshLab, registry: ModuleRegistry, folder: Path,
-            rounds: int) -> dict[str, float]:
+def ansible(lab: SshLab, registry: ModuleRegistry, folder: Path, rounds: int) -> dict[str, float]:
     config = Config(lab.settings())
     inventory = folder / "inventory.ini"
     common = f"-o UserKnownHostsFile={lab.known_hosts}"
-    inventory.write_text("".join(
-        f"{t.hostname} ansible_host={t.lan_ip} ansible_port={t.ssh_port} "
-        f"ansible_user={t.ssh_user} ansible_ssh_private_key_file={lab.private_key} "
-        f"ansible_ssh_common_args='{common}' ansible_python_interpreter=/usr/bin/python3 "
-        f"ansible_ssh_pipelining=true\n"
-        for t in lab.targets
-    ))
-    command = [str(Path(sys.executable).parent / "ansible"), "all", "-i", str(inventory),
-               "-f", str(config["ansible.forks"]), "-m", "ansible.builtin.command",
-               "-a", " ".join(ARGV)]
+    inventory.write_text(
+        "".join(
+            f"{t.hostname} ansible_host={t.lan_ip} ansible_port={t.ssh_port} "
+            f"ansible_user={t.ssh_user} ansible_ssh_private_key_file={lab.private_key} "
+            f"ansible_ssh_common_args='{common}' ansible_python_interpreter=/usr/bin/python3 "
+            f"ansible_ssh_pipelining=true\n"
+            for t in lab.targets
+        )
+    )
+    command = [
+        str(Path(sys.executable).parent / "ansible"),
+        "all",
+        "-i",
+        str(inventory),
+        "-f",
+        str(config["ansible.forks"]),
+        "-m",
+        "ansible.builtin.command",
+        "-a",
+        " ".join(ARGV),
+    ]
 
     def cli() -> None:
         subprocess.run(command, check=True, capture_output=True)
 
     return {
         "ansible_backend_vs_cli": compare(job(config, lab.targets, registry), cli, rounds),
-        "ansible_inprocess_vs_cli": compare(in_process_context(config, lab.targets), cli,
-                                            rounds),
+        "ansible_inprocess_vs_cli": compare(in_process_context(config, lab.targets), cli, rounds),
     }
 
 
@@ -148,8 +166,7 @@ def main() -> None:
         with SaltLab() as lab:
             figures |= salt(lab, ModuleRegistry(folder / "modules", "saltstack"), rounds)
         with SshLab() as lab:
-            figures |= ansible(lab, ModuleRegistry(folder / "modules", "ansible"), folder,
-                               rounds)
+            figures |= ansible(lab, ModuleRegistry(folder / "modules", "ansible"), folder, rounds)
     for name, value in figures.items():
         print(f"{name}={value:.3f}")
 

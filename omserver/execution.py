@@ -1,10 +1,12 @@
-"""Runs one module for one job in a child process and streams each host's result.
+"""Runs one module for one job in its own process and streams each host's result.
 
 A module is Python someone dropped in a folder: it may hang, crash or leak.
-So each job runs it in a child process forked from a ``multiprocessing``
-forkserver that imported Salt and Ansible once (a job starts in milliseconds,
-and the multi-threaded daemon itself is never forked). The child sends every
-:class:`HostResult` over a pipe as it happens; :func:`execute` yields them.
+So each job runs in a process of its own, forked from a ``multiprocessing``
+forkserver that imported Salt and Ansible once (the multi-threaded daemon is
+never forked itself). A couple of these processes are started ahead of need,
+each with its backend already made, so a job does not wait for Salt's or
+Ansible's set-up; each still runs exactly one job. See
+:mod:`omserver.job_process` for the inside.
 
 Semantics the daemon relies on (it upserts one row per job and host):
 
@@ -13,38 +15,39 @@ Semantics the daemon relies on (it upserts one row per job and host):
 * a host that failed a step keeps that failure (it is left out of later steps);
 * when the module returns, a host it never touched ends ``failed``;
 * at the timeout, on cancel, or if the module raises or its process dies, the
-  child is killed and every host without a failure gets a final result:
+  process is killed and every host without a failure gets a final result:
   ``timeout``, ``failed`` "cancelled", or ``failed`` with the error.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import pickle
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
+from multiprocessing.process import BaseProcess
 from typing import Any
 
+from omserver import job_process
 from omserver.config import Config
-from omserver.loader import LoadedModule, load_module_file
-from omserver.sdk import MASK, HostResult, ModuleError, ParamError, Target, sensitive_values
+from omserver.loader import LoadedModule
+from omserver.sdk import HostResult, ParamError, Target, sensitive_values
 
 __all__ = ["ParamError", "execute", "warm_up"]
 
-log = logging.getLogger("omserver.execution")
-# Imported once by the forkserver, so a job's child starts with them loaded. Beyond
+# Imported once by the forkserver, so a job process starts with them loaded. Beyond
 # the backends, Salt and Ansible import these lazily on their first call: left out,
 # each job would pay ~0.1 s (Salt) and ~0.3 s (Ansible) to import them again.
 PRELOAD = [
-    "omserver.execution",
+    "omserver.job_process",
     "omserver.backends.saltstack",
     "salt.master",
     "salt.transport.tcp",
@@ -60,19 +63,64 @@ PRELOAD = [
     "ansible.plugins.shell.sh",
     "ansible.plugins.strategy.linear",
 ]
+SPARES = 2  # job processes kept ready for the configuration in use
+SPARE_MAX_AGE = 600.0  # seconds; an older spare is replaced rather than trusted
 KILL_GRACE = 2.0  # seconds between SIGTERM (lets Ansible stop its workers) and SIGKILL
 POLL = 0.1  # how often a waiting job looks at its cancel flag
 
 
-@dataclass(frozen=True)
-class _Job:
-    path: str
-    module_id: int
-    targets: list[dict[str, Any]]
-    params: dict[str, Any]
-    config: Config
-    timeout: float
-    secrets: list[str]
+@dataclass(eq=False)
+class _JobProcess:
+    process: BaseProcess
+    conn: Connection  # the job goes down, messages come up
+    started: float = field(default_factory=time.monotonic)
+
+
+class _Spares:
+    """Job processes started ahead for the latest configuration (the daemon has one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key = b""
+        self._ready: list[_JobProcess] = []
+
+    def take(self, config: Config) -> _JobProcess:
+        key = pickle.dumps(config)
+        with self._lock:
+            if key != self._key:
+                self._discard_all()
+                self._key = key
+            while self._ready:
+                spare = self._ready.pop(0)
+                if spare.process.is_alive() and time.monotonic() - spare.started < SPARE_MAX_AGE:
+                    return spare
+                _discard(spare)
+        return _start(config)
+
+    def refill(self, config: Config) -> None:
+        key = pickle.dumps(config)
+        with self._lock:
+            missing = SPARES - len(self._ready) if key == self._key else 0
+        started = [_start(config) for _ in range(missing)]  # a few ms each: not under the lock
+        with self._lock:
+            if key == self._key:
+                self._ready.extend(started)
+                started = []
+        for spare in started:  # the configuration changed meanwhile
+            _discard(spare)
+
+    def close(self) -> None:
+        with self._lock:
+            self._discard_all()
+
+    def _discard_all(self) -> None:
+        for spare in self._ready:
+            _discard(spare)
+        self._ready = []
+
+
+_spares = _Spares()
+atexit.register(_spares.close)
 
 
 def _context() -> Any:
@@ -81,10 +129,26 @@ def _context() -> Any:
     return context
 
 
-def warm_up() -> None:
-    """Start the forkserver now, so the first job does not wait for Salt/Ansible imports."""
+def _start(config: Config) -> _JobProcess:
+    context = _context()
+    ours, theirs = context.Pipe(duplex=True)
+    process = context.Process(target=job_process.main, args=(theirs, config), daemon=False)
+    process.start()
+    theirs.close()
+    return _JobProcess(process, ours)
+
+
+def _discard(spare: _JobProcess) -> None:
+    spare.conn.close()  # an idle spare exits when its pipe closes
+
+
+def warm_up(config: Config | None = None) -> None:
+    """Start the forkserver (and spares for ``config``) now, not at the first job."""
     _context()
     multiprocessing.forkserver.ensure_running()
+    if config is not None:
+        _spares.take(config).conn.close()  # adopts config; the taken spare is not needed
+        _spares.refill(config)
 
 
 def execute(
@@ -98,61 +162,72 @@ def execute(
 ) -> Iterator[HostResult]:
     """Run ``module`` on ``targets`` with validated ``params``; yield results as they come.
 
-    Closing the iterator early kills the child as well.
+    Closing the iterator early kills the job's process as well.
     """
-    secrets = sensitive_values(module.params, params)
-    job = _Job(
+    started = time.monotonic()
+    job = job_process.Job(
         str(module.path),
         module.id,
         [t.to_dict() for t in targets],
         dict(params),
-        config,
         timeout,
-        secrets,
+        sensitive_values(module.params, params),
     )
-    context = _context()
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_child_main, args=(sender, job), name=f"omserver-Mid_{module.id}", daemon=False
-    )
-    started = time.monotonic()
-    deadline = started + timeout
+    worker = _spares.take(config)
+    try:
+        worker.conn.send(job)
+    except OSError:  # the spare died while it waited
+        _discard(worker)
+        worker = _start(config)
+        worker.conn.send(job)
+    threading.Thread(target=_spares.refill, args=(config,), daemon=True).start()
     latest: dict[str, HostResult] = {}
     ending: tuple[str, str] | None = None  # (status, message) for hosts left open
-    child.start()
-    sender.close()
     try:
-        while True:
-            if cancel is not None and cancel.is_set():
-                ending = ("failed", "cancelled")
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                ending = ("timeout", f"stopped at the job's {timeout:g} s timeout")
-                break
-            if not receiver.poll(min(left, POLL)):
-                continue
-            try:
-                kind, payload = receiver.recv()
-            except EOFError:
-                child.join(1)
-                ending = ("failed", f"the module's process died (exit code {child.exitcode})")
-                break
-            if kind == "result":
-                result = HostResult.from_dict(payload)
+        for result in _stream(worker, started + timeout, cancel):
+            if isinstance(result, HostResult):
                 latest[result.host] = result
                 yield result
-            elif kind == "log":
-                logging.getLogger(payload[0]).log(payload[1], "%s", payload[2])
-            elif kind == "error":
-                ending = ("failed", payload)
-                break
-            else:  # "done"
+            else:
+                ending = result
                 break
     finally:
-        _stop(child, clean=ending is None)
-        receiver.close()
+        _stop(worker.process, clean=ending is None)
+        worker.conn.close()
+    if ending == ("timeout", ""):
+        ending = ("timeout", f"stopped at the job's {timeout:g} s timeout")
     yield from _close_out(targets, latest, ending, time.monotonic() - started)
+
+
+def _stream(
+    worker: _JobProcess, deadline: float, cancel: threading.Event | None
+) -> Iterator[HostResult | tuple[str, str]]:
+    """The job's results, then ``(status, message)`` if it ended badly (nothing if not)."""
+    while True:
+        if cancel is not None and cancel.is_set():
+            yield ("failed", "cancelled")
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            yield ("timeout", "")
+            return
+        if not worker.conn.poll(min(left, POLL)):
+            continue
+        try:
+            kind, payload = worker.conn.recv()
+        except EOFError:
+            worker.process.join(1)
+            yield ("failed", f"the module's process died (exit code {worker.process.exitcode})")
+            return
+        if kind == "result":
+            yield HostResult.from_dict(payload)
+        elif kind == "log":
+            logging.getLogger(payload[0]).log(payload[1], "%s", payload[2])
+        elif kind == "error":
+            yield ("failed", payload)
+            return
+        else:  # "done"
+            return
 
 
 def _close_out(
@@ -184,104 +259,22 @@ def _close_out(
             )
 
 
-def _stop(child: multiprocessing.process.BaseProcess, *, clean: bool) -> None:
-    """Reap a child that finished; kill one that did not, with everything it started."""
+def _stop(process: BaseProcess, *, clean: bool) -> None:
+    """Reap a job process that finished; kill one that did not, with all it started."""
     if clean:
-        child.join(5)
-        if child.exitcode is not None:
+        process.join(5)
+        if process.exitcode is not None:
             return
     for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, 5.0)):
         try:
-            os.killpg(child.pid, sig)  # the child leads its own session: see _child_main
+            os.killpg(process.pid, sig)  # it leads its own session: see job_process.main
         except ProcessLookupError:
-            if child.exitcode is None:
-                child.kill()
-        child.join(wait)
-        if child.exitcode is not None:
+            if process.exitcode is None:
+                process.kill()
+        process.join(wait)
+        if process.exitcode is not None:
             break
     try:  # leftovers in the group (ssh, a module's own subprocesses)
-        os.killpg(child.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-# -- in the child ------------------------------------------------------------------
-
-
-class _PipeLog(logging.Handler):
-    """Sends the module's log records to the daemon, secrets masked."""
-
-    def __init__(self, conn: Connection, secrets: list[str]) -> None:
-        super().__init__()
-        self._conn = conn
-        self._secrets = secrets
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._conn.send(
-                ("log", (record.name, record.levelno, _mask(record.getMessage(), self._secrets)))
-            )
-        except Exception:  # never let logging break a job
-            self.handleError(record)
-
-
-def _child_main(conn: Connection, job: _Job) -> None:
-    os.setsid()  # one process group to kill: the module, its subprocesses, Ansible's ssh
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)  # stray print()s (Salt prints some) must not reach the daemon's output
-    os.close(devnull)
-    config = job.config
-    if config["daemon.backend"] == "saltstack":  # book-style modules call LocalClient()
-        os.environ["SALT_MASTER_CONFIG"] = config["salt.master_config"]
-    root = logging.getLogger()
-    root.handlers[:] = [_PipeLog(conn, job.secrets)]
-    root.setLevel(logging.WARNING)  # Salt and Ansible chatter stays here
-    module_log = logging.getLogger(f"omserver.module.{job.module_id}")
-    module_log.setLevel(logging.INFO)
-    try:
-        _run_module(conn, job, module_log)
-    except BaseException as exc:  # anything the module does wrong ends its hosts, not us
-        module_log.error("%s", _mask(traceback.format_exc(), job.secrets))
-        conn.send(("error", _mask(_describe(exc, job.path), job.secrets)))
-    else:
-        conn.send(("done", None))
-    finally:
-        conn.close()
-
-
-def _run_module(conn: Connection, job: _Job, module_log: logging.Logger) -> None:
-    from omserver.backends import make_backend
-    from omserver.sdk import Context
-
-    module = load_module_file(Path(job.path), job.module_id)
-    settings = module.configured_settings(job.config)
-    backend = make_backend(job.config)
-    try:
-        ctx = Context(
-            backend,
-            [Target(**t) for t in job.targets],
-            params=job.params,
-            settings=settings,
-            deadline=time.monotonic() + job.timeout,
-            output_limit=job.config["modules.output_limit"],
-            emit=lambda result: conn.send(("result", result.to_dict())),
-            secrets=job.secrets,
-            log=module_log,
-        )
-        module.entry(ctx, job.params)
-    finally:
-        backend.close()
-
-
-def _describe(exc: BaseException, path: str) -> str:
-    if isinstance(exc, ModuleError):
-        return str(exc)
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
-    where = f" ({Path(path).name} line {frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-def _mask(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text

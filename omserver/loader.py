@@ -228,8 +228,9 @@ def load_module_file(path: Path, module_id: int) -> LoadedModule:
 
 def _import(path: Path, module_id: int) -> ModuleType:
     name = f"omserver_modules.{path.parent.name}.Mid_{module_id}"
-    spec = importlib.util.spec_from_file_location(name, path,
-                                                  loader=_SourceOnlyLoader(name, str(path)))
+    spec = importlib.util.spec_from_file_location(
+        name, path, loader=_SourceOnlyLoader(name, str(path))
+    )
     if spec is None or spec.loader is None:
         raise ModuleLoadError(f"{path}:1: cannot be imported")
     python = importlib.util.module_from_spec(spec)

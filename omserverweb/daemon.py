@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from django.conf import settings
 
 from omserver.client import Client
 
 
 def daemon_address() -> str:
-    return settings.CONFIG["daemon.address"]
+    return settings.DAEMON_ADDRESS
 
 
 def daemon_client() -> Client:
-    """A client speaking as the web console's own id and key."""
-    return Client(daemon_address(), settings.DAEMON_CLIENT_ID, settings.DAEMON_CLIENT_KEY)
+    """The web console's client: its own id and key; one per process, shared by threads."""
+    return _client(settings.DAEMON_ADDRESS, settings.DAEMON_CLIENT_ID, settings.DAEMON_CLIENT_KEY)
+
+
+@lru_cache(maxsize=4)
+def _client(address: str, client_id: str, key: str) -> Client:
+    return Client(address, client_id, key)

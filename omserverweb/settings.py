@@ -127,11 +127,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Run task modules on servers; read inventory, modules and job history.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "omserverweb.jobs.models.JobStatus",
+        "HostStatusEnum": "omserverweb.jobs.models.HostStatus",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # The web console is one client of the daemon, with its own key.
+DAEMON_ADDRESS = CONFIG["daemon.address"]
 DAEMON_CLIENT_ID = CONFIG["daemon.client_id"]
 DAEMON_CLIENT_KEY = CONFIG["daemon.client_key"]
 

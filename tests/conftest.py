@@ -7,12 +7,14 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from omserver.config import BASE_DIR
+from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 
 pytest_plugins = ["tests.lab.fixtures"]
 
@@ -70,3 +72,108 @@ def manage(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+# -- the web side: named users, a small inventory, a daemon the console talks to ----------
+#
+# alice: superuser. bob: in group "web-ops", may run 1001 and 1003 on www.example.com.
+# charlie: logged in, no grants at all.
+
+WWW_HOSTS = ("lab-minion-1", "lab-minion-2")  # the Salt lab's minions (tests/lab/salt.py)
+
+
+@dataclass
+class Inventory:
+    www: AppCategory
+    bbs: AppCategory
+    www_servers: list[Server]
+    bbs_server: Server
+
+
+@pytest.fixture
+def inventory(db) -> Inventory:
+    from omserver.loader import ModuleRegistry
+    from omserverweb.jobs.recorder import ensure_module
+
+    for module in ModuleRegistry(BASE_DIR / "modules", "saltstack").all():
+        ensure_module(module.id, module.name, module.caption, module.params,
+                      list(module.backends))
+    linux_web = FunctionCategory.objects.create(name="Linux.Web")
+    www = AppCategory.objects.create(function=linux_web, name="www.example.com")
+    bbs = AppCategory.objects.create(function=linux_web, name="bbs.example.com")
+    www_servers = [
+        Server.objects.create(hostname=name, lan_ip=f"127.0.2.{n}", app_category=www)
+        for n, name in enumerate(WWW_HOSTS, 1)
+    ]
+    bbs_server = Server.objects.create(hostname="bbs-01", lan_ip="127.0.2.9", app_category=bbs)
+    return Inventory(www, bbs, www_servers, bbs_server)
+
+
+def _user(username: str, **extra):
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user(username, password=f"{username}-password-1", **extra)
+
+
+@pytest.fixture
+def alice(inventory):
+    return _user("alice", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def bob(inventory):
+    from django.contrib.auth.models import Group
+
+    from omserverweb.access.models import Grant
+
+    user = _user("bob")
+    group = Group.objects.create(name="web-ops")
+    user.groups.add(group)
+    for module_id in (1001, 1003):
+        Grant.objects.create(group=group, module_id=module_id, app_category=inventory.www)
+    return user
+
+
+@pytest.fixture
+def charlie(inventory):
+    return _user("charlie")
+
+
+def logged_in(user):
+    from django.test import Client as WebClient
+
+    web = WebClient()
+    web.force_login(user)
+    return web
+
+
+@pytest.fixture(scope="module")
+def salt_daemon_for_web(salt_lab, tmp_path_factory, test_database_url):
+    """A daemon on the Salt lab that records into the test database."""
+    from tests.daemon_process import running_daemon
+
+    env = {**salt_lab.settings(), "OMSERVER_DAEMON_NAME": "web-tests",
+           "OMSERVER_SALT_TIMEOUT": "10", "OMSERVER_SALT_GATHER_JOB_TIMEOUT": "10"}
+    with running_daemon(
+        tmp_path_factory.mktemp("web-daemon"), env, database_url=test_database_url
+    ) as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def web_daemon(salt_daemon_for_web, settings, transactional_db):
+    """Point the web console at the running daemon, with the web's own key."""
+    settings.DAEMON_ADDRESS = salt_daemon_for_web.address
+    settings.DAEMON_CLIENT_ID = "web"
+    settings.DAEMON_CLIENT_KEY = salt_daemon_for_web.issued["web"]
+    return salt_daemon_for_web
+
+
+@pytest.fixture
+def daemon_down(settings, free_port):
+    """The web console configured for a daemon that is not running."""
+    from omserver.wire import new_key
+
+    settings.DAEMON_ADDRESS = f"127.0.0.1:{free_port}"
+    settings.DAEMON_CLIENT_KEY = new_key()
+    return settings.DAEMON_ADDRESS

@@ -14,10 +14,23 @@ from tests.lab.fixtures import BackendLab
 from tests.lab.runs import FIXTURE_MODULES, run_module
 
 
-def misbehave(lab: BackendLab, how: str, *, timeout: float = 30,
-              cancel: threading.Event | None = None, **params: object):
-    return run_module(lab.config(), 9998, lab.targets, {"how": how, **params},
-                      timeout=timeout, cancel=cancel, modules_dir=FIXTURE_MODULES)
+def misbehave(
+    lab: BackendLab,
+    how: str,
+    *,
+    timeout: float = 30,
+    cancel: threading.Event | None = None,
+    **params: object,
+):
+    return run_module(
+        lab.config(),
+        9998,
+        lab.targets,
+        {"how": how, **params},
+        timeout=timeout,
+        cancel=cancel,
+        modules_dir=FIXTURE_MODULES,
+    )
 
 
 def running(pid: int) -> bool:
@@ -38,8 +51,9 @@ def test_a_module_error_is_reported_as_written(backend_lab: BackendLab) -> None:
     assert {r.stderr for r in run.final.values()} == {"the module gives up politely"}
 
 
-def test_a_hanging_module_is_stopped_at_its_timeout(backend_lab: BackendLab,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_a_hanging_module_is_stopped_at_its_timeout(
+    backend_lab: BackendLab, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="omserver.module.9998")
     run = misbehave(backend_lab, "hang", timeout=2)
     assert {r.status for r in run.final.values()} == {"timeout"}
@@ -62,14 +76,14 @@ def test_a_cancelled_job_stops_and_says_so(backend_lab: BackendLab) -> None:
 
 def test_a_module_process_that_dies_fails_its_hosts(backend_lab: BackendLab) -> None:
     run = misbehave(backend_lab, "exit")
-    assert {r.stderr for r in run.final.values()} == {
-        "the module's process died (exit code 7)"}
+    assert {r.stderr for r in run.final.values()} == {"the module's process died (exit code 7)"}
 
 
 def test_a_host_the_module_never_touched_ends_failed(backend_lab: BackendLab) -> None:
     run = misbehave(backend_lab, "nothing")
     assert {(r.status, r.stderr) for r in run.final.values()} == {
-        ("failed", "the module ran no step on this host")}
+        ("failed", "the module ran no step on this host")
+    }
 
 
 def test_a_host_that_failed_a_step_keeps_its_failure(backend_lab: BackendLab) -> None:
@@ -81,7 +95,8 @@ def test_a_host_that_failed_a_step_keeps_its_failure(backend_lab: BackendLab) ->
 
 
 def test_a_timeout_after_a_step_replaces_its_ok_but_keeps_the_output(
-        backend_lab: BackendLab) -> None:
+    backend_lab: BackendLab,
+) -> None:
     run = misbehave(backend_lab, "step-then-hang", timeout=4)
     for target in backend_lab.targets:
         first, last = run.of(target.hostname)
@@ -90,7 +105,8 @@ def test_a_timeout_after_a_step_replaces_its_ok_but_keeps_the_output(
 
 
 def test_sensitive_values_never_leave_the_module_unmasked(
-        backend_lab: BackendLab, caplog: pytest.LogCaptureFixture) -> None:
+    backend_lab: BackendLab, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="omserver.module.9998")
     run = misbehave(backend_lab, "secret", token="s3cr3t-t0ken")
     assert {r.stdout for r in run.final.values()} == {"the token is ********"}

@@ -30,9 +30,12 @@ def cmd(*argv: str, **keywords: object) -> tuple[str, list, dict]:
 
 
 def test_a_command_gives_each_hosts_output_and_return_code(backend_lab: BackendLab) -> None:
-    run = run_steps(backend_lab.config(), backend_lab.targets,
-                    cmd("sh", "-c", "echo out; echo err >&2"),
-                    cmd("sh", "-c", "echo half; echo wrong >&2; exit 3"))
+    run = run_steps(
+        backend_lab.config(),
+        backend_lab.targets,
+        cmd("sh", "-c", "echo out; echo err >&2"),
+        cmd("sh", "-c", "echo half; echo wrong >&2; exit 3"),
+    )
     for target in backend_lab.targets:
         first, second = run.of(target.hostname)
         assert (first.status, first.rc, first.stdout, first.stderr) == ("ok", 0, "out", "err")
@@ -42,8 +45,9 @@ def test_a_command_gives_each_hosts_output_and_return_code(backend_lab: BackendL
         assert run.final[target.hostname] == second  # the later step's result replaces
 
 
-def test_arguments_arrive_literally_and_nothing_is_run(backend_lab: BackendLab,
-                                                       tmp_path: Path) -> None:
+def test_arguments_arrive_literally_and_nothing_is_run(
+    backend_lab: BackendLab, tmp_path: Path
+) -> None:
     canary = tmp_path / "canary"
     payloads = [p.format(canary=canary) for p in PAYLOADS]
     run = run_steps(backend_lab.config(), backend_lab.targets, cmd("printf", "%s\\0", *payloads))
@@ -60,14 +64,19 @@ def test_a_missing_program_fails_the_host(backend_lab: BackendLab) -> None:
 
 
 def test_output_beyond_the_limit_is_cut_and_flagged(backend_lab: BackendLab) -> None:
-    run = run_steps(backend_lab.config(OMSERVER_MODULES_OUTPUT_LIMIT="1000"),
-                    backend_lab.targets,
-                    cmd("sh", "-c", "yes abc | head -c 5000; yes err | head -c 3000 >&2"))
+    run = run_steps(
+        backend_lab.config(OMSERVER_MODULES_OUTPUT_LIMIT="1000"),
+        backend_lab.targets,
+        cmd("sh", "-c", "yes abc | head -c 5000; yes err | head -c 3000 >&2"),
+    )
     for result in run.final.values():
         assert (len(result.stdout), len(result.stderr), result.truncated) == (1000, 1000, True)
         assert result.stdout.startswith("abc\nabc\n")
-    run = run_steps(backend_lab.config(), backend_lab.targets,  # the default: 1 MiB
-                    cmd("sh", "-c", "yes 0123456789 | head -c 3000000"))
+    run = run_steps(
+        backend_lab.config(),
+        backend_lab.targets,  # the default: 1 MiB
+        cmd("sh", "-c", "yes 0123456789 | head -c 3000000"),
+    )
     for result in run.final.values():
         assert (len(result.stdout.encode()), result.truncated) == (1024 * 1024, True)
         assert result.stdout.startswith("0123456789\n")
@@ -75,8 +84,11 @@ def test_output_beyond_the_limit_is_cut_and_flagged(backend_lab: BackendLab) -> 
 
 def test_output_beyond_what_salt_carries_is_still_flagged(backend_lab: BackendLab) -> None:
     """The lab master's max_event_size is 4 MiB: Salt itself drops a 6 MB output."""
-    run = run_steps(backend_lab.config(), backend_lab.targets,
-                    cmd("sh", "-c", "yes 0123456789 | head -c 6000000"))
+    run = run_steps(
+        backend_lab.config(),
+        backend_lab.targets,
+        cmd("sh", "-c", "yes 0123456789 | head -c 6000000"),
+    )
     for result in run.final.values():
         assert (result.status, result.truncated) == ("ok", True)
         if backend_lab.backend == "saltstack":
@@ -85,16 +97,18 @@ def test_output_beyond_what_salt_carries_is_still_flagged(backend_lab: BackendLa
             assert len(result.stdout.encode()) == 1024 * 1024
 
 
-def test_copy_writes_the_file_with_its_mode_on_each_host(backend_lab: BackendLab,
-                                                         tmp_path: Path) -> None:
+def test_copy_writes_the_file_with_its_mode_on_each_host(
+    backend_lab: BackendLab, tmp_path: Path
+) -> None:
     source = backend_lab.files_dir / "copytest" / "app.conf"
     source.parent.mkdir(exist_ok=True)
     source.write_text("listen 8080;\n")
     for target in backend_lab.targets:  # the hosts share this disk: one destination each
         dest = tmp_path / target.hostname / "app.conf"
         dest.parent.mkdir()
-        run = run_steps(backend_lab.config(), [target],
-                        ("copy", ["copytest/app.conf", str(dest), "0600"], {}))
+        run = run_steps(
+            backend_lab.config(), [target], ("copy", ["copytest/app.conf", str(dest), "0600"], {})
+        )
         assert run.final[target.hostname].status == "ok"
         assert dest.read_text() == "listen 8080;\n"
         assert stat.S_IMODE(dest.stat().st_mode) == 0o600
@@ -103,32 +117,46 @@ def test_copy_writes_the_file_with_its_mode_on_each_host(backend_lab: BackendLab
 def test_a_copy_that_cannot_be_done_fails(backend_lab: BackendLab, tmp_path: Path) -> None:
     (backend_lab.files_dir / "copytest").mkdir(exist_ok=True)
     (backend_lab.files_dir / "copytest" / "app.conf").write_text("x\n")
-    run = run_steps(backend_lab.config(), backend_lab.targets,
-                    ("copy", ["copytest/absent.conf", str(tmp_path / "a.conf")], {}))
+    run = run_steps(
+        backend_lab.config(),
+        backend_lab.targets,
+        ("copy", ["copytest/absent.conf", str(tmp_path / "a.conf")], {}),
+    )
     assert {r.status for r in run.final.values()} == {"failed"}
     assert all("absent.conf" in r.stderr for r in run.final.values())
-    run = run_steps(backend_lab.config(), backend_lab.targets,
-                    ("copy", ["copytest/app.conf", str(tmp_path / "no" / "dir" / "a.conf")], {}))
+    run = run_steps(
+        backend_lab.config(),
+        backend_lab.targets,
+        ("copy", ["copytest/app.conf", str(tmp_path / "no" / "dir" / "a.conf")], {}),
+    )
     assert {r.status for r in run.final.values()} == {"failed"}
 
 
-def test_a_service_restart_gives_the_service_a_new_pid(backend_lab: BackendLab,
-                                                      lab_service: LabService) -> None:
+def test_a_service_restart_gives_the_service_a_new_pid(
+    backend_lab: BackendLab, lab_service: LabService
+) -> None:
     for target in backend_lab.targets:  # the hosts share one machine: one at a time
         before = lab_service.pid()
-        run = run_steps(backend_lab.config(), [target],
-                        ("service", [lab_service.name, "restart"], {}))
+        run = run_steps(
+            backend_lab.config(), [target], ("service", [lab_service.name, "restart"], {})
+        )
         assert run.final[target.hostname].status == "ok"
         assert lab_service.pid() not in (None, before)
-    run = run_steps(backend_lab.config(), backend_lab.targets,
-                    ("service", ["omlab-no-such-service", "restart"], {}))
+    run = run_steps(
+        backend_lab.config(),
+        backend_lab.targets,
+        ("service", ["omlab-no-such-service", "restart"], {}),
+    )
     assert {r.status for r in run.final.values()} == {"failed"}
 
 
 def test_each_host_is_streamed_as_it_finishes(backend_lab: BackendLab) -> None:
     slow, *fast = [t.hostname for t in backend_lab.targets]
-    run = run_steps(backend_lab.config(), backend_lab.targets,
-                    cmd("sh", "-c", f'[ "$OMLAB_HOST" = {slow} ] && sleep 3; echo done'))
+    run = run_steps(
+        backend_lab.config(),
+        backend_lab.targets,
+        cmd("sh", "-c", f'[ "$OMLAB_HOST" = {slow} ] && sleep 3; echo done'),
+    )
     assert {r.stdout for r in run.final.values()} == {"done"}
     for host in fast:
         assert run.at(host) < run.at(slow) - 2
@@ -144,11 +172,12 @@ def test_a_stopped_host_is_reported_within_the_job_timeout(backend_lab: BackendL
     down, *up = [t.hostname for t in backend_lab.targets]
     backend_lab.stop_host(down)
     try:
-        run = run_steps(backend_lab.config(), backend_lab.targets, cmd("echo", "alive"),
-                        timeout=15)
+        run = run_steps(backend_lab.config(), backend_lab.targets, cmd("echo", "alive"), timeout=15)
     finally:
         backend_lab.start_host(down)
-    assert run.final[down].status in ("unreachable", "timeout")
+    # a stopped minion may be silent or busy to Salt; a closed SSH port is unreachable
+    expected = {"unreachable", "timeout"} if backend_lab.backend == "saltstack" else {"unreachable"}
+    assert run.final[down].status in expected
     assert run.final[down].stderr
     for host in up:
         assert (run.final[host].status, run.final[host].stdout) == ("ok", "alive")

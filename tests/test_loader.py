@@ -13,14 +13,14 @@ from omserver.loader import ModuleRegistry, UnknownModule, load_module_file
 from omserver.sdk import ModuleError
 
 FIXTURES = Path(__file__).parent / "fixtures_modules"
-GOOD = '''NAME = "{name}"
+GOOD = """NAME = "{name}"
 CAPTION = "a test module"
 PARAMS = [{{"name": "n", "type": "int", "default": 1}}]
 
 
 def run(ctx, params):
     ctx.cmd(["true"])
-'''
+"""
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -51,8 +51,15 @@ def test_the_classic_modules_load_on_both_backends(backend: str) -> None:
 
 def test_only_files_named_mid_digits_are_loaded(modules: Path) -> None:
     common = modules / "common"
-    for name in ("Mid_abc.py", "mid_5000.py", "Mid_5000.py.bak", "Mid_05000.py", "_Mid_5000.py",
-                 "Mid_5000.txt", "Mid_5000_old.py"):
+    for name in (
+        "Mid_abc.py",
+        "mid_5000.py",
+        "Mid_5000.py.bak",
+        "Mid_05000.py",
+        "_Mid_5000.py",
+        "Mid_5000.txt",
+        "Mid_5000_old.py",
+    ):
         write(common, name, "raise SystemExit('must never be imported')\n")
     write(common, "Mid_5001.py", GOOD.format(name="good"))
     registry = ModuleRegistry(modules, "saltstack")
@@ -67,17 +74,34 @@ def test_only_files_named_mid_digits_are_loaded(modules: Path) -> None:
         ("NAME = 'x'\nimport no_such_library_here\n", 2, "ModuleNotFoundError"),
         ("NAME = 'x'\nCAPTION = 'y'\nVALUE = 1 / 0\n", 3, "ZeroDivisionError"),
         ("NAME = 'x'\nCAPTION = 'y'\n", 1, "defines no run(ctx, params)"),
-        ("NAME = 'x'\nCAPTION = 'y'\n\n\ndef run(ctx):\n    pass\n", 5,
-         "run must take (ctx, params)"),
+        (
+            "NAME = 'x'\nCAPTION = 'y'\n\n\ndef run(ctx):\n    pass\n",
+            5,
+            "run must take (ctx, params)",
+        ),
         ("CAPTION = 'y'\n\ndef run(ctx, params):\n    pass\n", 1, "missing NAME"),
-        ("NAME = 'x'\nCAPTION = 'y'\nPARAMS = [{'name': 'n', 'type': 'float'}]\n"
-         "def run(ctx, params):\n    pass\n", 3, "PARAMS: field 'n': type must be"),
-        ("NAME = 'x'\nCAPTION = 'y'\nPARAMS = {}\ndef run(ctx, params):\n    pass\n", 3,
-         "PARAMS must be a list"),
-        ("NAME = 'x'\nCAPTION = 'y'\n\nBACKENDS = ['puppet']\ndef run(ctx, params):\n    pass\n",
-         4, "BACKENDS must list some of saltstack, ansible"),
-        ("NAME = 'x'\nCAPTION = 'y'\nSETTINGS = {'when': object()}\n"
-         "def run(ctx, params):\n    pass\n", 3, "SETTINGS must be plain JSON data"),
+        (
+            "NAME = 'x'\nCAPTION = 'y'\nPARAMS = [{'name': 'n', 'type': 'float'}]\n"
+            "def run(ctx, params):\n    pass\n",
+            3,
+            "PARAMS: field 'n': type must be",
+        ),
+        (
+            "NAME = 'x'\nCAPTION = 'y'\nPARAMS = {}\ndef run(ctx, params):\n    pass\n",
+            3,
+            "PARAMS must be a list",
+        ),
+        (
+            "NAME = 'x'\nCAPTION = 'y'\n\nBACKENDS = ['puppet']\ndef run(ctx, params):\n    pass\n",
+            4,
+            "BACKENDS must list some of saltstack, ansible",
+        ),
+        (
+            "NAME = 'x'\nCAPTION = 'y'\nSETTINGS = {'when': object()}\n"
+            "def run(ctx, params):\n    pass\n",
+            3,
+            "SETTINGS must be plain JSON data",
+        ),
         ("import sys\nNAME = 'x'\nsys.exit(3)\n", 3, "SystemExit"),
     ],
 )
@@ -111,12 +135,12 @@ def test_a_backend_specific_file_overrides_the_common_one(modules: Path) -> None
 
 
 def test_a_module_for_the_other_backend_says_why_it_cannot_run(modules: Path) -> None:
-    path = write(modules / "common", "Mid_5000.py",
-                 GOOD.format(name="x") + "\n\nBACKENDS = ['ansible']\n")
+    path = write(
+        modules / "common", "Mid_5000.py", GOOD.format(name="x") + "\n\nBACKENDS = ['ansible']\n"
+    )
     registry = ModuleRegistry(modules, "saltstack")
     assert registry.all() == []
-    assert registry.errors()[str(path.resolve())].endswith(
-        ":10: runs on ansible, not on saltstack")
+    assert registry.errors()[str(path.resolve())].endswith(":10: runs on ansible, not on saltstack")
     assert ModuleRegistry(modules, "ansible").get(5000).backends == ("ansible",)
 
 
@@ -128,9 +152,9 @@ def test_a_new_file_and_an_edit_are_picked_up_without_a_restart(modules: Path) -
     path.write_text(GOOD.format(name="two"))  # same size, within the same clock tick
     assert registry.get(5003).name == "two"
     path.write_text("NAME = 'three'\n")
-    assert registry.errors()[str(path.resolve())].endswith(":1: defines no run(ctx, params) "
-                                                             "function (nor a book-style class "
-                                                             "Modulehandle)")
+    assert registry.errors()[str(path.resolve())].endswith(
+        ":1: defines no run(ctx, params) function (nor a book-style class Modulehandle)"
+    )
     path.write_text(GOOD.format(name="four"))
     assert registry.get(5003).name == "four"
     assert registry.errors() == {}
@@ -139,8 +163,9 @@ def test_a_new_file_and_an_edit_are_picked_up_without_a_restart(modules: Path) -
         registry.get(5003)
 
 
-def test_a_link_that_leads_out_of_the_modules_folder_is_refused(modules: Path,
-                                                                 tmp_path: Path) -> None:
+def test_a_link_that_leads_out_of_the_modules_folder_is_refused(
+    modules: Path, tmp_path: Path
+) -> None:
     outside = write(tmp_path / "elsewhere", "evil.py", GOOD.format(name="evil"))
     (modules / "common").mkdir(parents=True)
     (modules / "common" / "Mid_5004.py").symlink_to(outside)
@@ -169,8 +194,10 @@ def test_the_operators_settings_override_the_modules_defaults(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     ("table", "message"),
-    [("colour = 'red'", "colour: unknown setting (known: services)"),
-     ("services = 'nginx'", "services: expected dict like the default")],
+    [
+        ("colour = 'red'", "colour: unknown setting (known: services)"),
+        ("services = 'nginx'", "services: expected dict like the default"),
+    ],
 )
 def test_a_wrong_setting_is_refused_by_name(tmp_path: Path, table: str, message: str) -> None:
     module = load_module_file(BASE_DIR / "modules" / "common" / "Mid_1007.py", 1007)

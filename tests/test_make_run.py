@@ -1,19 +1,59 @@
-"""`make run` on a first start: sets up, loads the demo, serves the console under uWSGI."""
+"""`make run` on a first start: set-up, demo data, daemon and console; module 1003 runs."""
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
 import os
+import re
 import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from omserver.config import BASE_DIR
 
 
-def wait_for(url: str, process: subprocess.Popen[str], seconds: float = 90) -> bytes:
+class Browser:
+    """Just enough of a browser: cookies, the login form, JSON calls with the CSRF token."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+
+    def get(self, path: str) -> bytes:
+        with self.opener.open(self.base + path, timeout=10) as response:
+            return response.read()
+
+    def post(self, path: str, data: bytes, content_type: str) -> bytes:
+        csrf = next(c.value for c in self.cookies if c.name == "csrftoken")
+        request = urllib.request.Request(
+            self.base + path,
+            data=data,
+            headers={"Content-Type": content_type, "X-CSRFToken": csrf},
+        )
+        with self.opener.open(request, timeout=30) as response:
+            return response.read()
+
+    def log_in(self, username: str, password: str) -> None:
+        form = self.get("/accounts/login/").decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+        body = urllib.parse.urlencode(
+            {"username": username, "password": password, "csrfmiddlewaretoken": token}
+        )
+        self.post("/accounts/login/", body.encode(), "application/x-www-form-urlencoded")
+
+    def api(self, path: str, body: dict | None = None) -> dict:
+        if body is None:
+            return json.loads(self.get(path))
+        return json.loads(self.post(path, json.dumps(body).encode(), "application/json"))
+
+
+def wait_for(url: str, process: subprocess.Popen[str], seconds: float = 120) -> bytes:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -26,13 +66,16 @@ def wait_for(url: str, process: subprocess.Popen[str], seconds: float = 90) -> b
     raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
-def test_make_run_serves_the_login_page(tmp_path: Path, free_port: int) -> None:
+def test_make_run_serves_the_console_and_runs_module_1003(tmp_path: Path, free_port: int) -> None:
+    data_dir = tmp_path / "var"
     env = {
         **os.environ,
-        "OMSERVER_PATHS_DATA_DIR": str(tmp_path / "var"),
+        "OMSERVER_PATHS_DATA_DIR": str(data_dir),
         "OMSERVER_DATABASE_URL": "",
+        "OMSERVER_DAEMON_ADDRESS": f"127.0.0.1:{free_port + 1}",
     }
-    env.pop("OMSERVER_CONFIG", None)
+    for name in ("OMSERVER_CONFIG", "OMSERVER_DAEMON_CLIENT_KEY", "OMSERVER_DAEMON_BACKEND"):
+        env.pop(name, None)
     process = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"PORT={free_port}"],
         cwd=BASE_DIR,
@@ -44,12 +87,22 @@ def test_make_run_serves_the_login_page(tmp_path: Path, free_port: int) -> None:
     )
     try:
         base = f"http://127.0.0.1:{free_port}"
-        login = wait_for(f"{base}/admin/login/", process).decode()
+        login = wait_for(f"{base}/accounts/login/", process).decode()
         assert 'name="password"' in login
-        assert b"body" in wait_for(f"{base}/static/admin/css/base.css", process)
+        assert b"body" in wait_for(f"{base}/static/console/console.css", process)
+        browser = Browser(base)
+        browser.log_in("admin", (data_dir / "admin-password").read_text().strip())
+        assert b'id="module-picker"' in browser.get("/")
+        job = browser.api("/api/jobs/", {"module": 1003, "servers": ["www-01", "www-02"]})
+        deadline = time.monotonic() + 120
+        while job["status"] in {"queued", "running"} and time.monotonic() < deadline:
+            time.sleep(0.3)
+            job = browser.api(f"/api/jobs/{job['id']}/")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        output, _ = process.communicate(timeout=60)
+    assert job["status"] == "succeeded", (job, output)
+    first_line = Path("/etc/issue").read_text().splitlines()[0]
+    assert [r["stdout"].strip() for r in job["results"]] == [first_line, first_line]
     assert "Loaded the demo data" in output
     assert "Admin account: admin / " in output
-    assert (tmp_path / "var" / "admin-password").exists()

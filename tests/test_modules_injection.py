@@ -37,11 +37,17 @@ def canary(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("template", PAYLOADS)
-def test_str_parameters_reach_the_host_literally(backend_lab: BackendLab, canary: Path,
-                                                 template: str) -> None:
+def test_str_parameters_reach_the_host_literally(
+    backend_lab: BackendLab, canary: Path, template: str
+) -> None:
     payload = template.format(canary=canary)
-    run = run_module(backend_lab.config(), 9999, backend_lab.targets,
-                     {"text": payload, "count": 3}, modules_dir=FIXTURE_MODULES)
+    run = run_module(
+        backend_lab.config(),
+        9999,
+        backend_lab.targets,
+        {"text": payload, "count": 3},
+        modules_dir=FIXTURE_MODULES,
+    )
     for host in (t.hostname for t in backend_lab.targets):
         by_argv, by_shell = run.of(host)
         assert (by_argv.status, by_argv.stdout) == ("ok", payload.rstrip("\n"))
@@ -57,10 +63,12 @@ def test_int_parameters_refuse_anything_but_a_number(canary: Path, template: str
     assert caught.value.field == "lines"
 
 
-@pytest.mark.parametrize(("module_id", "field"), [(1005, "file"), (1006, "service"),
-                                                  (1007, "service")])
-def test_choice_parameters_refuse_anything_off_the_list(canary: Path, module_id: int,
-                                                        field: str) -> None:
+@pytest.mark.parametrize(
+    ("module_id", "field"), [(1005, "file"), (1006, "service"), (1007, "service")]
+)
+def test_choice_parameters_refuse_anything_off_the_list(
+    canary: Path, module_id: int, field: str
+) -> None:
     module = ModuleRegistry(CLASSIC_MODULES, "ansible").get(module_id)
     for template in PAYLOADS:
         with pytest.raises(ParamError, match="must be one of"):

@@ -23,10 +23,12 @@ def test_the_books_host_string_helper() -> None:
 
 
 @pytest.mark.salt
-def test_a_book_style_salt_module_runs_through_the_adapter(salt_lab: SaltLab,
-                                                           tmp_path: Path) -> None:
-    lab = BackendLab("saltstack", salt_lab.targets, salt_lab.settings(), salt_lab.file_roots,
-                     salt_lab, tmp_path)
+def test_a_book_style_salt_module_runs_through_the_adapter(
+    salt_lab: SaltLab, tmp_path: Path
+) -> None:
+    lab = BackendLab(
+        "saltstack", salt_lab.targets, salt_lab.settings(), salt_lab.file_roots, salt_lab, tmp_path
+    )
     run = run_module(lab.config(), 9997, lab.targets, {"lines": 4}, modules_dir=FIXTURE_MODULES)
     assert set(run.final) == set(salt_lab.minion_ids)
     assert {(r.status, r.rc, r.stdout) for r in run.final.values()} == {("ok", 0, "1\n2\n3\n4")}
@@ -35,7 +37,9 @@ def test_a_book_style_salt_module_runs_through_the_adapter(salt_lab: SaltLab,
 def test_salts_dict_gives_each_host_its_output_and_misses_the_silent() -> None:
     results = normalize({"web-01": "Linux web-01"}, [WEB, DB], 0.5)
     assert [(r.host, r.status, r.stdout) for r in results] == [
-        ("web-01", "ok", "Linux web-01"), ("db-01", "unreachable", "")]
+        ("web-01", "ok", "Linux web-01"),
+        ("db-01", "unreachable", ""),
+    ]
     assert results[1].stderr == "no return from this host"
 
 
@@ -45,16 +49,19 @@ def test_a_string_answer_fails_every_host_with_it() -> None:
 
 
 def test_the_old_ansible_runner_answer_is_understood() -> None:
-    answer = {"contacted": {"10.0.0.1": {"rc": 0, "stdout": "up", "stderr": ""}},
-              "dark": {"10.0.0.2": {"failed": True, "msg": "SSH timeout"}}}
+    answer = {
+        "contacted": {"10.0.0.1": {"rc": 0, "stdout": "up", "stderr": ""}},
+        "dark": {"10.0.0.2": {"failed": True, "msg": "SSH timeout"}},
+    }
     web, db = normalize(answer, [WEB, DB], 1.0)
     assert (web.status, web.rc, web.stdout) == ("ok", 0, "up")
     assert (db.status, db.stderr) == ("unreachable", "SSH timeout")
 
 
 def test_a_failed_return_code_or_false_fails_the_host() -> None:
-    web, db = normalize({"web-01": {"retcode": 2, "stdout": "", "stderr": "bad"},
-                         "db-01": False}, [WEB, DB], 1.0)
+    web, db = normalize(
+        {"web-01": {"retcode": 2, "stdout": "", "stderr": "bad"}, "db-01": False}, [WEB, DB], 1.0
+    )
     assert (web.status, web.rc, web.stderr) == ("failed", 2, "bad")
     assert (db.status, db.rc) == ("failed", 1)
 

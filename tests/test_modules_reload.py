@@ -8,17 +8,18 @@ from omserver import execution
 from omserver.loader import ModuleRegistry
 from tests.lab.fixtures import BackendLab
 
-TEMPLATE = '''NAME = "greeter"
+TEMPLATE = """NAME = "greeter"
 CAPTION = "says {word}"
 
 
 def run(ctx, params):
     ctx.cmd(["echo", "{word}"])
-'''
+"""
 
 
-def test_a_dropped_file_runs_and_an_edit_takes_effect(backend_lab: BackendLab,
-                                                      tmp_path: Path) -> None:
+def test_a_dropped_file_runs_and_an_edit_takes_effect(
+    backend_lab: BackendLab, tmp_path: Path
+) -> None:
     modules = tmp_path / "modules"
     (modules / "common").mkdir(parents=True)
     config = backend_lab.config()

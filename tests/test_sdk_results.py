@@ -25,8 +25,10 @@ def test_a_target_defaults_to_root_on_port_22() -> None:
         ({"hostname": "web", "lan_ip": "10.0.0.5; id"}, "10.0.0.5; id"),
         ({"hostname": "web", "lan_ip": "10.0.0.5", "ssh_port": 0}, "ssh_port"),
         ({"hostname": "web", "lan_ip": "10.0.0.5", "ssh_port": True}, "ssh_port"),
-        ({"hostname": "web", "lan_ip": "10.0.0.5", "ssh_user": "root -oProxyCommand=x"},
-         "ssh_user"),
+        (
+            {"hostname": "web", "lan_ip": "10.0.0.5", "ssh_user": "root -oProxyCommand=x"},
+            "ssh_user",
+        ),
     ],
 )
 def test_a_target_refuses_values_that_are_not_plain_names(fields: dict, message: str) -> None:

@@ -55,10 +55,17 @@ def test_it_names_the_field_of_a_malformed_schema(schema: object, message: str) 
 
 
 def test_it_coerces_types_and_applies_defaults() -> None:
-    clean = validate_params(SCHEMA, {"lines": "20", "verbose": "yes", "service": "nginx",
-                                     "file": "/etc/hosts"})
-    assert clean == {"lines": 20, "verbose": True, "service": "nginx", "note": None,
-                     "file": "/etc/hosts", "password": None}
+    clean = validate_params(
+        SCHEMA, {"lines": "20", "verbose": "yes", "service": "nginx", "file": "/etc/hosts"}
+    )
+    assert clean == {
+        "lines": 20,
+        "verbose": True,
+        "service": "nginx",
+        "note": None,
+        "file": "/etc/hosts",
+        "password": None,
+    }
 
 
 def test_an_empty_value_falls_back_to_the_default() -> None:
@@ -124,9 +131,13 @@ def test_sensitive_values_are_masked_for_logs_and_records() -> None:
 
 
 def test_sensitive_values_lists_what_to_blank_out_of_output() -> None:
-    schema = [{"name": "a", "type": "str", "sensitive": True},
-              {"name": "b", "type": "str", "sensitive": True},
-              {"name": "c", "type": "str"}]
+    schema = [
+        {"name": "a", "type": "str", "sensitive": True},
+        {"name": "b", "type": "str", "sensitive": True},
+        {"name": "c", "type": "str"},
+    ]
     assert sensitive_values(schema, {"a": "abc", "b": "longer secret", "c": "public"}) == [
-        "longer secret", "abc"]
+        "longer secret",
+        "abc",
+    ]
     assert sensitive_values(schema, {"a": "ab", "b": None, "c": "x"}) == []

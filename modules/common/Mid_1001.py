@@ -7,8 +7,15 @@ neither (journald only) get the journal's last N lines.
 NAME = "查看系统日志 View system log"
 CAPTION = "The last N lines of the system log (syslog, messages, or the journal)."
 PARAMS = [
-    {"name": "lines", "type": "int", "label": "lines", "default": 50, "min": 1, "max": 10000,
-     "help": "how many of the newest lines to show"},
+    {
+        "name": "lines",
+        "type": "int",
+        "label": "lines",
+        "default": 50,
+        "min": 1,
+        "max": 10000,
+        "help": "how many of the newest lines to show",
+    },
 ]
 SETTINGS = {"log_files": ["/var/log/syslog", "/var/log/messages"]}
 

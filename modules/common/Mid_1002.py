@@ -7,8 +7,15 @@ hosts the journal's auth and authpriv facilities stand in.
 NAME = "查看最新登录 View recent logins"
 CAPTION = "The last N lines of the authentication log (logins, sudo, sshd)."
 PARAMS = [
-    {"name": "lines", "type": "int", "label": "lines", "default": 50, "min": 1, "max": 10000,
-     "help": "how many of the newest lines to show"},
+    {
+        "name": "lines",
+        "type": "int",
+        "label": "lines",
+        "default": 50,
+        "min": 1,
+        "max": 10000,
+        "help": "how many of the newest lines to show",
+    },
 ]
 SETTINGS = {"log_files": ["/var/log/auth.log", "/var/log/secure"]}
 

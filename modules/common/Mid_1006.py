@@ -7,9 +7,14 @@ shows the first that exists there.
 NAME = "查看应用配置 View application config"
 CAPTION = "Show the main configuration file of a service."
 PARAMS = [
-    {"name": "service", "type": "choice", "label": "service", "required": True,
-     "choices": ["nginx", "haproxy", "mysql", "apache", "redis", "ssh"],
-     "help": "whose configuration to show"},
+    {
+        "name": "service",
+        "type": "choice",
+        "label": "service",
+        "required": True,
+        "choices": ["nginx", "haproxy", "mysql", "apache", "redis", "ssh"],
+        "help": "whose configuration to show",
+    },
 ]
 SETTINGS = {
     "configs": {

@@ -7,9 +7,14 @@ first step finds which one each host has, the second restarts it there.
 NAME = "重启进程服务 Restart service"
 CAPTION = "Restart a service (systemd unit or init script) on the hosts."
 PARAMS = [
-    {"name": "service", "type": "choice", "label": "service", "required": True,
-     "choices": ["nginx", "haproxy", "mysql", "apache", "redis", "php-fpm", "cron", "rsyslog"],
-     "help": "which service to restart"},
+    {
+        "name": "service",
+        "type": "choice",
+        "label": "service",
+        "required": True,
+        "choices": ["nginx", "haproxy", "mysql", "apache", "redis", "php-fpm", "cron", "rsyslog"],
+        "help": "which service to restart",
+    },
 ]
 EXCLUSIVE = True  # two restarts of one service on one host must not overlap
 SETTINGS = {

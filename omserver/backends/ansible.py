@@ -41,8 +41,12 @@ from omserver.config import Config
 from omserver.sdk import HostResult, Target, cap_output
 from omserver.sdk.steps import Command, Copy, Service, Step
 
-SERVICE_STATES = {"start": "started", "stop": "stopped", "restart": "restarted",
-                  "reload": "reloaded"}
+SERVICE_STATES = {
+    "start": "started",
+    "stop": "stopped",
+    "restart": "restarted",
+    "reload": "reloaded",
+}
 _plugins_ready = False
 
 
@@ -63,16 +67,33 @@ class AnsibleBackend(Backend):
     def close(self) -> None:
         self._loader.cleanup_all_tmp_files()
 
-    def run(self, step: Step, targets: Sequence[Target], *, timeout: float,
-            output_limit: int, emit: Emit) -> None:
+    def run(
+        self,
+        step: Step,
+        targets: Sequence[Target],
+        *,
+        timeout: float,
+        output_limit: int,
+        emit: Emit,
+    ) -> None:
         started = time.monotonic()
-        collector = _Collector(emit, output_limit, started)
         names = [t.hostname for t in targets]
         if isinstance(step, Copy) and not (self._files_dir / step.src).is_file():
             missing = f"{step.src} is not in ansible.files_dir ({self._files_dir})"
             for name in names:
                 emit(HostResult(name, "failed", stderr=missing))
             return
+        collector = _Collector(emit, output_limit, started)
+        error = self._play(step, targets, timeout, collector)
+        for name in names:
+            if name not in collector.done:
+                error = error or "ansible reported no result for this host"
+                emit(HostResult(name, "failed", duration=time.monotonic() - started, stderr=error))
+
+    def _play(
+        self, step: Step, targets: Sequence[Target], timeout: float, collector: _Collector
+    ) -> str:
+        """Run a one-task play on ``targets``; an error that stopped Ansible, or ""."""
         inventory = InventoryManager(loader=self._loader, sources=[], parse=False)
         for target in targets:
             inventory.add_host(target.hostname, group="all")
@@ -81,33 +102,47 @@ class AnsibleBackend(Backend):
                 host.set_variable(key, value)
         variables = VariableManager(loader=self._loader, inventory=inventory)
         play = Play().load(
-            {"name": "omserver", "hosts": names, "gather_facts": False,
-             "tasks": [self._task(step, timeout)]},
-            variable_manager=variables, loader=self._loader,
+            {
+                "name": "omserver",
+                "hosts": [t.hostname for t in targets],
+                "gather_facts": False,
+                "tasks": [self._task(step, timeout)],
+            },
+            variable_manager=variables,
+            loader=self._loader,
         )
-        forks = max(1, min(int(self.config["ansible.forks"]), len(names)))
+        forks = max(1, min(int(self.config["ansible.forks"]), len(targets)))
         context.CLIARGS = ImmutableDict(
-            connection=self.config["ansible.connection"], forks=forks, become=None,
-            become_method=None, become_user=None, check=False, diff=False, verbosity=0,
-            module_path=None, syntax=None, start_at_task=None,
+            connection=self.config["ansible.connection"],
+            forks=forks,
+            become=None,
+            become_method=None,
+            become_user=None,
+            check=False,
+            diff=False,
+            verbosity=0,
+            module_path=None,
+            syntax=None,
+            start_at_task=None,
         )
-        error = ""
         with _process_state_kept():
-            tqm = TaskQueueManager(inventory=inventory, variable_manager=variables,
-                                   loader=self._loader, passwords={}, forks=forks)
+            tqm = TaskQueueManager(
+                inventory=inventory,
+                variable_manager=variables,
+                loader=self._loader,
+                passwords={},
+                forks=forks,
+            )
             # Ansible has no public way to hand it a callback *object*: with this list
             # filled, run() skips loading the stdout callback and reports only to ours.
             tqm._callback_plugins.append(collector)
             try:
                 tqm.run(play)
             except Exception as exc:  # an Ansible error before or between hosts
-                error = f"ansible: {exc}"
+                return f"ansible: {exc}"
             finally:
                 tqm.cleanup()
-        for name in names:
-            if name not in collector.done:
-                emit(HostResult(name, "failed", duration=time.monotonic() - started,
-                                stderr=error or "ansible reported no result for this host"))
+        return ""
 
     def _host_vars(self, target: Target, timeout: float) -> dict[str, Any]:
         config = self.config
@@ -118,8 +153,9 @@ class AnsibleBackend(Backend):
             "ansible_user": target.ssh_user,
             "ansible_python_interpreter": config["ansible.python_interpreter"],
             "ansible_ssh_pipelining": True,
-            "ansible_ssh_timeout": max(1, min(config["ansible.connect_timeout"],
-                                              math.ceil(timeout))),
+            "ansible_ssh_timeout": max(
+                1, min(config["ansible.connect_timeout"], math.ceil(timeout))
+            ),
             # module arguments (parameters) stay out of the host's syslog
             "ansible_no_target_syslog": True,
         }
@@ -131,18 +167,26 @@ class AnsibleBackend(Backend):
         return variables
 
     def _task(self, step: Step, timeout: float) -> dict[str, Any]:
-        task: dict[str, Any] = {"name": type(step).__name__.lower(),
-                                "timeout": max(1, math.ceil(timeout))}
+        task: dict[str, Any] = {
+            "name": type(step).__name__.lower(),
+            "timeout": max(1, math.ceil(timeout)),
+        }
         if isinstance(step, Command):
-            task.update(action="command", environment=dict(step.env),
-                        args={"argv": list(step.argv), "expand_argument_vars": False})
+            task.update(
+                action="command",
+                environment=dict(step.env),
+                args={"argv": list(step.argv), "expand_argument_vars": False},
+            )
         elif isinstance(step, Copy):
-            task.update(action="copy", args={"src": str(self._files_dir / step.src),
-                                             "dest": step.dest, "mode": step.mode})
+            task.update(
+                action="copy",
+                args={"src": str(self._files_dir / step.src), "dest": step.dest, "mode": step.mode},
+            )
         else:
             assert isinstance(step, Service)
-            task.update(action="service",
-                        args={"name": step.name, "state": SERVICE_STATES[step.action]})
+            task.update(
+                action="service", args={"name": step.name, "state": SERVICE_STATES[step.action]}
+            )
         return task
 
 
@@ -191,8 +235,17 @@ class _Collector(CallbackBase):
         if rc is None and status in ("ok", "failed"):
             rc = 0 if status == "ok" else 1
         self.done.add(name)
-        self._emit(HostResult(name, status, rc, stdout, stderr,
-                              time.monotonic() - self._started, cut_out or cut_err))
+        self._emit(
+            HostResult(
+                name,
+                status,
+                rc,
+                stdout,
+                stderr,
+                time.monotonic() - self._started,
+                cut_out or cut_err,
+            )
+        )
 
     def v2_runner_on_ok(self, result: Any) -> None:
         self._report(result, "ok")

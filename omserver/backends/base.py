@@ -28,8 +28,15 @@ class Backend(ABC):
         self.config = config
 
     @abstractmethod
-    def run(self, step: Step, targets: Sequence[Target], *, timeout: float,
-            output_limit: int, emit: Emit) -> None:
+    def run(
+        self,
+        step: Step,
+        targets: Sequence[Target],
+        *,
+        timeout: float,
+        output_limit: int,
+        emit: Emit,
+    ) -> None:
         """Run ``step`` on ``targets``; ``emit`` each host's result as it finishes.
 
         ``timeout`` bounds the step; a host that has not finished by then is

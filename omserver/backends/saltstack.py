@@ -16,6 +16,7 @@ from typing import Any
 
 import salt.client
 import salt.config
+import salt.utils.master
 from salt.exceptions import SaltClientError
 
 from omserver.backends.base import Backend, Emit
@@ -43,9 +44,21 @@ class SaltBackend(Backend):
     def close(self) -> None:
         self._client.destroy()
 
-    def run(self, step: Step, targets: Sequence[Target], *, timeout: float,
-            output_limit: int, emit: Emit) -> None:
+    def run(
+        self,
+        step: Step,
+        targets: Sequence[Target],
+        *,
+        timeout: float,
+        output_limit: int,
+        emit: Emit,
+    ) -> None:
         started = time.monotonic()
+        # The master writes a new key when it restarts: a client made before (a
+        # spare job process, a bench) reads it again rather than fail to publish.
+        self._client.key = salt.utils.master.get_master_key(
+            self._client.salt_user, self._client.opts
+        )
         pending = {t.hostname for t in targets}
         missing = self._missing_source(step)
         if missing:
@@ -58,8 +71,15 @@ class SaltBackend(Backend):
         gather = float(self.config["salt.gather_job_timeout"])
         check_after = max(1.0, min(self._check_after, timeout - gather - 0.5))
         try:
-            pub = self._client.run_job(sorted(pending), fun, arg=(), tgt_type="list",
-                                       timeout=check_after, kwarg=kwarg, listen=True)
+            pub = self._client.run_job(
+                sorted(pending),
+                fun,
+                arg=(),
+                tgt_type="list",
+                timeout=check_after,
+                kwarg=kwarg,
+                listen=True,
+            )
         except SaltClientError as exc:
             pub, refused = {}, f"the salt master did not take the job: {exc}"
         else:
@@ -70,9 +90,15 @@ class SaltBackend(Backend):
             return
         deadline = started + timeout
         try:
+            # cmd_iter() would hide the idle ticks (None) that let us check the deadline
             returns = self._client.get_iter_returns(
-                pub["jid"], pub["minions"], timeout=check_after, tgt_type="list",
-                expect_minions=True, block=False, gather_job_timeout=gather,
+                pub["jid"],
+                pub["minions"],
+                timeout=check_after,
+                tgt_type="list",
+                expect_minions=True,
+                block=False,
+                gather_job_timeout=gather,
             )
             for ret in returns:
                 if ret is None:  # nothing arrived in the last 10 ms
@@ -82,20 +108,26 @@ class SaltBackend(Backend):
                 for host, data in ret.items():
                     if host in pending:
                         pending.discard(host)
-                        emit(_result(step, host, data, time.monotonic() - started,
-                                     output_limit, timeout))
+                        emit(
+                            _result(
+                                step, host, data, time.monotonic() - started, output_limit, timeout
+                            )
+                        )
                 if not pending:
                     break
-        finally:
+        finally:  # what cmd_iter() does after its loop
             self._client._clean_up_subscriptions(pub["jid"])
         elapsed = time.monotonic() - started
+        late = elapsed >= timeout
         for host in sorted(pending):
-            if elapsed >= timeout:
-                emit(HostResult(host, "timeout", duration=elapsed,
-                                stderr=f"no answer within the step's {timeout:.0f} s"))
-            else:
-                emit(HostResult(host, "unreachable", duration=elapsed,
-                                stderr="the minion is not connected or has no accepted key"))
+            why = (
+                f"no answer within the step's {timeout:.0f} s"
+                if late
+                else "the minion is not connected or has no accepted key"
+            )
+            emit(
+                HostResult(host, "timeout" if late else "unreachable", duration=elapsed, stderr=why)
+            )
 
     def _missing_source(self, step: Step) -> str:
         if isinstance(step, Copy) and not (self._file_roots / step.src).is_file():
@@ -120,17 +152,26 @@ def _call(step: Step, timeout: float) -> tuple[str, dict[str, Any]]:
             "ignore_retcode": True,
         }
     if isinstance(step, Copy):
-        return "state.single", {"fun": "file.managed", "name": step.dest,
-                                "source": f"salt://{step.src}", "mode": step.mode}
+        return "state.single", {
+            "fun": "file.managed",
+            "name": step.dest,
+            "source": f"salt://{step.src}",
+            "mode": step.mode,
+        }
     assert isinstance(step, Service)
     return f"service.{step.action}", {"name": step.name}
 
 
-def _result(step: Step, host: str, data: dict[str, Any], duration: float, limit: int,
-            timeout: float) -> HostResult:
+def _result(
+    step: Step, host: str, data: dict[str, Any], duration: float, limit: int, timeout: float
+) -> HostResult:
     if data.get("failed"):  # expect_minions: never returned, never answered find_job
-        return HostResult(host, "unreachable", duration=duration,
-                          stderr="the minion did not answer (stopped or disconnected)")
+        return HostResult(
+            host,
+            "unreachable",
+            duration=duration,
+            stderr="the minion did not answer (stopped or disconnected)",
+        )
     ret = data.get("ret")
     if isinstance(step, Command) and isinstance(ret, dict) and "retcode" in ret:
         out, err = ret.get("stdout") or "", ret.get("stderr") or ""
@@ -144,16 +185,16 @@ def _result(step: Step, host: str, data: dict[str, Any], duration: float, limit:
         status = "ok" if rc == 0 else "failed"
         if rc == 1 and stdout.startswith("Timed out after") and duration >= timeout - 1:
             status = "timeout"
-        return HostResult(host, status, rc, stdout, stderr, duration,
-                          dropped or cut_out or cut_err)
+        return HostResult(host, status, rc, stdout, stderr, duration, dropped or cut_out or cut_err)
     if isinstance(step, Copy) and isinstance(ret, dict):
         states = list(ret.values())
         ok = bool(states) and all(s.get("result") is True for s in states)
         text = "\n".join(str(s.get("comment", "")) for s in states)
         changed = any(s.get("changes") for s in states)
         if ok:
-            return HostResult(host, "ok", 0, f"{text}\n{'changed' if changed else 'unchanged'}",
-                              duration=duration)
+            return HostResult(
+                host, "ok", 0, f"{text}\n{'changed' if changed else 'unchanged'}", duration=duration
+            )
         return HostResult(host, "failed", 1, stderr=text, duration=duration)
     if isinstance(step, Service) and ret is True:
         return HostResult(host, "ok", 0, f"{step.name}: {step.action} done", duration=duration)
@@ -162,5 +203,6 @@ def _result(step: Step, host: str, data: dict[str, Any], duration: float, limit:
     if isinstance(step, Service) and ret is False:
         text = f"{step.name}: {step.action} failed"
     stderr, cut = cap_output(text, limit)
-    return HostResult(host, "failed", data.get("retcode", 1) or 1, stderr=stderr,
-                      duration=duration, truncated=cut)
+    return HostResult(
+        host, "failed", data.get("retcode", 1) or 1, stderr=stderr, duration=duration, truncated=cut
+    )

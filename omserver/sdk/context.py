@@ -30,9 +30,10 @@ Results = dict[str, HostResult]
 class Context:
     """Steps on the job's hosts through the configured backend.
 
-    ``targets`` lists the hosts still in play, ``settings`` the module's
-    ``SETTINGS`` with the operator's ``[module.<id>]`` values applied,
-    ``backend`` names the backend and ``log`` is the module's logger.
+    ``targets`` lists the hosts still in play, ``results`` each host's latest
+    result, ``settings`` the module's ``SETTINGS`` with the operator's
+    ``[module.<id>]`` values applied, ``backend`` names the backend and
+    ``log`` is the module's logger (its records reach the daemon's log).
     """
 
     def __init__(
@@ -62,34 +63,61 @@ class Context:
 
     # -- steps ----------------------------------------------------------------------
 
-    def cmd(self, argv: Sequence[str | int | PathLike[str]], *,
-            env: Mapping[str, str] | None = None, timeout: float | None = None,
-            hosts: Iterable[str] | None = None) -> Results:
+    def cmd(
+        self,
+        argv: Sequence[str | int | PathLike[str]],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        hosts: Iterable[str] | None = None,
+    ) -> Results:
         """Run ``argv`` on each host without a shell: every element arrives as one argument."""
         return self._run(Command(tuple(map(str, argv)), dict(env or {})), timeout, hosts)
 
-    def shell(self, script: str, *, args: Sequence[str | int] = (),
-              env: Mapping[str, str] | None = None, timeout: float | None = None,
-              hosts: Iterable[str] | None = None) -> Results:
+    def shell(
+        self,
+        script: str,
+        *,
+        args: Sequence[str | int] = (),
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        hosts: Iterable[str] | None = None,
+    ) -> Results:
         """Run a fixed ``/bin/sh`` script, for pipes and fallbacks.
 
         Never paste values into ``script``: each parameter arrives as the
         environment variable ``OM_<NAME>`` (booleans as 1/0) and ``args`` as
         ``"$1"``, ``"$2"``…
         """
-        variables = {f"OM_{name.upper()}": _env_value(value)
-                     for name, value in self._params.items() if value is not None}
+        variables = {
+            f"OM_{name.upper()}": _env_value(value)
+            for name, value in self._params.items()
+            if value is not None
+        }
         variables.update(env or {})
         argv = ("/bin/sh", "-c", script, "omserver", *map(str, args))
         return self._run(Command(argv, variables), timeout, hosts)
 
-    def copy(self, src: str, dest: str, mode: str = "0644", *,
-             timeout: float | None = None, hosts: Iterable[str] | None = None) -> Results:
+    def copy(
+        self,
+        src: str,
+        dest: str,
+        mode: str = "0644",
+        *,
+        timeout: float | None = None,
+        hosts: Iterable[str] | None = None,
+    ) -> Results:
         """Copy ``src`` from the master's files folder (Salt file_roots / ansible.files_dir)."""
         return self._run(Copy(src, dest, mode), timeout, hosts)
 
-    def service(self, name: str, action: str, *, timeout: float | None = None,
-                hosts: Iterable[str] | None = None) -> Results:
+    def service(
+        self,
+        name: str,
+        action: str,
+        *,
+        timeout: float | None = None,
+        hosts: Iterable[str] | None = None,
+    ) -> Results:
         """start / stop / restart / reload ``name`` with each host's service manager."""
         return self._run(Service(name, action), timeout, hosts)
 
@@ -116,8 +144,10 @@ class Context:
         budget = remaining if timeout is None else min(timeout, remaining)
         if budget <= 0:
             for target in targets:
-                self._accept(HostResult(target.hostname, "timeout",
-                                        stderr="the job ran out of time"), results)
+                self._accept(
+                    HostResult(target.hostname, "timeout", stderr="the job ran out of time"),
+                    results,
+                )
         else:
             names = {t.hostname for t in targets}
 
@@ -125,8 +155,7 @@ class Context:
                 if result.host in names and result.host not in results:
                     self._accept(result, results)
 
-            self._backend.run(step, targets, timeout=budget, output_limit=self._limit,
-                              emit=accept)
+            self._backend.run(step, targets, timeout=budget, output_limit=self._limit, emit=accept)
         return results
 
     def _accept(self, result: HostResult, results: Results) -> None:

@@ -24,10 +24,27 @@ from omserver.sdk.errors import ParamError, SchemaError
 MASK = "********"
 TYPES = ("int", "str", "bool", "choice", "path")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-KEYS = {"name", "type", "label", "help", "default", "required", "sensitive",
-        "choices", "min", "max", "pattern", "max_length"}
-ONLY_FOR = {"choices": ("choice",), "min": ("int",), "max": ("int",),
-            "pattern": ("str", "path"), "max_length": ("str", "path")}
+KEYS = {
+    "name",
+    "type",
+    "label",
+    "help",
+    "default",
+    "required",
+    "sensitive",
+    "choices",
+    "min",
+    "max",
+    "pattern",
+    "max_length",
+}
+ONLY_FOR = {
+    "choices": ("choice",),
+    "min": ("int",),
+    "max": ("int",),
+    "pattern": ("str", "path"),
+    "max_length": ("str", "path"),
+}
 MAX_LENGTH = 4096
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
@@ -72,8 +89,11 @@ def _check_field_options(where: str, field: Mapping[str, Any]) -> None:
         value = field.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise SchemaError(f"{where}: {key!r} must be a whole number")
-    if field.get("min") is not None and field.get("max") is not None \
-            and field["min"] > field["max"]:
+    if (
+        field.get("min") is not None
+        and field.get("max") is not None
+        and field["min"] > field["max"]
+    ):
         raise SchemaError(f"{where}: min is above max")
     if "pattern" in field:
         try:
@@ -82,8 +102,10 @@ def _check_field_options(where: str, field: Mapping[str, Any]) -> None:
             raise SchemaError(f"{where}: pattern is not a regular expression: {exc}") from exc
     if field["type"] == "choice":
         choices = field.get("choices")
-        if not isinstance(choices, list) or not choices or not all(
-            isinstance(c, str | int) and not isinstance(c, bool) for c in choices
+        if (
+            not isinstance(choices, list)
+            or not choices
+            or not all(isinstance(c, str | int) and not isinstance(c, bool) for c in choices)
         ):
             raise SchemaError(f"{where}: choices must be a non-empty list of strings or numbers")
     if field.get("default") is not None:

@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 from omserverweb.api import views
 
 router = DefaultRouter()
+router.include_format_suffixes = False  # content negotiation by Accept header only
 router.register("function-categories", views.FunctionCategoryViewSet, basename="functioncategory")
 router.register("app-categories", views.AppCategoryViewSet, basename="appcategory")
 router.register("servers", views.ServerViewSet, basename="server")

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -19,6 +19,11 @@ from omserverweb.jobs import services
 from omserverweb.jobs.models import ACTIVE_STATUSES, Job
 from omserverweb.jobs.queries import visible_jobs
 from omserverweb.modules.models import ModuleDefinition
+
+
+class ServiceUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "daemon_unavailable"
 
 
 class ModelPermissions(permissions.DjangoModelPermissions):
@@ -121,7 +126,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         ):
             raise PermissionDenied("only the job's owner or an operator may cancel it")
         if job.status in ACTIVE_STATUSES:
-            _call(services.cancel_job, job)
+            try:
+                services.cancel_job(job)
+            except services.DaemonUnavailableError as exc:
+                raise ServiceUnavailable(str(exc)) from exc
         job.refresh_from_db()
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

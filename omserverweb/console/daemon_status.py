@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass, field
 
 from omserver import client as daemon
-from omserverweb.daemon import daemon_address, daemon_client
+from omserverweb.daemon import daemon_client
+from omserverweb.jobs.services import unreachable_reason
 
 MID_FILE = re.compile(r"Mid_(\d+)\.py")
 
@@ -34,7 +35,7 @@ def module_load_status() -> LoadStatus:
     try:
         answer = daemon_client().modules()
     except daemon.DaemonError as exc:
-        return LoadStatus(error=f"master-control daemon unreachable at {daemon_address()}: {exc}")
+        return LoadStatus(error=unreachable_reason(exc))
     status = LoadStatus(loaded={int(m["id"]) for m in answer["modules"]})
     for path, message in answer["errors"].items():
         match = MID_FILE.search(path)

@@ -65,9 +65,10 @@ def start_job(
             requested_by=user.get_username(),
             rollout=rollout,
         )
-    except daemon.DaemonUnreachable as exc:
-        log.error("daemon unreachable at %s: %s", daemon_address(), exc)
-        return _record_failed_attempt(user, module, targets, clean, timeout, rollout, exc)
+    except (daemon.DaemonUnreachable, daemon.ClientConfigError, daemon.FrameRefused) as exc:
+        reason = unreachable_reason(exc)
+        log.error("job not started: %s", reason)
+        return _record_failed_attempt(user, module, targets, clean, timeout, rollout, reason)
     except daemon.InvalidParameters as exc:
         raise JobRequestError(str(exc), f"params.{exc.field}") from exc
     except daemon.UnknownModule as exc:
@@ -75,7 +76,17 @@ def start_job(
     return Job.objects.get(pk=job_id)
 
 
-def _record_failed_attempt(user, module, targets, params, timeout, rollout, exc) -> Job:
+def unreachable_reason(exc: daemon.DaemonError) -> str:
+    """What an operator reads when the daemon could not take a request."""
+    address = daemon_address()
+    if isinstance(exc, daemon.ClientConfigError):
+        return f"the web console has no usable daemon key (OMSERVER_DAEMON_CLIENT_KEY): {exc}"
+    if isinstance(exc, daemon.FrameRefused):
+        return f"master-control daemon at {address} refused the web console's key: {exc}"
+    return f"master-control daemon unreachable at {address}: {exc}"
+
+
+def _record_failed_attempt(user, module, targets, params, timeout, rollout, reason) -> Job:
     now = timezone.now()
     return Job.objects.create(
         module=module,
@@ -86,16 +97,18 @@ def _record_failed_attempt(user, module, targets, params, timeout, rollout, exc)
         timeout=timeout,
         rollout=rollout,
         status=JobStatus.FAILED,
-        error=f"master-control daemon unreachable at {daemon_address()}: {exc}",
+        error=reason,
         started_at=now,
         finished_at=now,
     )
 
 
+class DaemonUnavailableError(RuntimeError):
+    """The daemon cannot be asked right now; the message says why."""
+
+
 def cancel_job(job: Job) -> None:
     try:
         daemon_client().cancel(job.pk)
-    except daemon.DaemonUnreachable as exc:
-        raise JobRequestError(
-            f"master-control daemon unreachable at {daemon_address()}: {exc}"
-        ) from exc
+    except (daemon.DaemonUnreachable, daemon.ClientConfigError, daemon.FrameRefused) as exc:
+        raise DaemonUnavailableError(unreachable_reason(exc)) from exc

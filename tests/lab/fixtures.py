@@ -53,10 +53,12 @@ class BackendLab:
     def config(self, modules: dict[int, dict[str, Any]] | None = None, **env: str) -> Config:
         """Settings for this lab, with ``[module.<id>]`` tables and extra OMSERVER_* values."""
         file = self.folder / "omserver.toml"
-        file.write_text("".join(
-            f"[module.{module_id}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in table.items())
-            for module_id, table in (modules or {}).items()
-        ))
+        file.write_text(
+            "".join(
+                f"[module.{module_id}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in table.items())
+                for module_id, table in (modules or {}).items()
+            )
+        )
         return Config({**self.env, **env}, file=file)
 
     def stop_host(self, name: str) -> None:
@@ -72,13 +74,18 @@ class BackendLab:
             self.lab.start_target(name)
 
 
-@pytest.fixture(params=[pytest.param("saltstack", marks=pytest.mark.salt),
-                        pytest.param("ansible", marks=pytest.mark.ssh)])
+@pytest.fixture(
+    params=[
+        pytest.param("saltstack", marks=pytest.mark.salt),
+        pytest.param("ansible", marks=pytest.mark.ssh),
+    ]
+)
 def backend_lab(request: pytest.FixtureRequest, tmp_path: Path) -> BackendLab:
     if request.param == "saltstack":
         salt: SaltLab = request.getfixturevalue("salt_lab")
-        return BackendLab("saltstack", salt.targets, salt.settings(), salt.file_roots, salt,
-                          tmp_path)
+        return BackendLab(
+            "saltstack", salt.targets, salt.settings(), salt.file_roots, salt, tmp_path
+        )
     ssh: SshLab = request.getfixturevalue("ssh_lab")
     return BackendLab("ansible", ssh.targets, ssh.settings(), ssh.files_dir, ssh, tmp_path)
 

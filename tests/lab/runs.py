@@ -39,23 +39,37 @@ class JobRun:
         return [r for _, r in self.events if r.host == host]
 
 
-def run_module(config: Config, module_id: int, targets: Sequence[Target],
-               params: dict[str, Any] | None = None, *, timeout: float = 60,
-               cancel: threading.Event | None = None,
-               modules_dir: Path = CLASSIC_MODULES) -> JobRun:
+def run_module(
+    config: Config,
+    module_id: int,
+    targets: Sequence[Target],
+    params: dict[str, Any] | None = None,
+    *,
+    timeout: float = 60,
+    cancel: threading.Event | None = None,
+    modules_dir: Path = CLASSIC_MODULES,
+) -> JobRun:
     module = ModuleRegistry(modules_dir, config["daemon.backend"]).get(module_id)
     clean = validate_params(module.params, params or {})
     run = JobRun()
     started = time.monotonic()
-    for result in execution.execute(module, targets, clean, config=config, timeout=timeout,
-                                    cancel=cancel):
+    for result in execution.execute(
+        module, targets, clean, config=config, timeout=timeout, cancel=cancel
+    ):
         run.events.append((time.monotonic() - started, result))
     run.elapsed = time.monotonic() - started
     return run
 
 
-def run_steps(config: Config, targets: Sequence[Target], *steps: tuple[str, list, dict],
-              timeout: float = 60) -> JobRun:
+def run_steps(
+    config: Config, targets: Sequence[Target], *steps: tuple[str, list, dict], timeout: float = 60
+) -> JobRun:
     """Run ctx steps (``("cmd", [argv], {...})``) through the test module Mid_9996."""
-    return run_module(config, 9996, targets, {"steps": json.dumps(steps)}, timeout=timeout,
-                      modules_dir=FIXTURE_MODULES)
+    return run_module(
+        config,
+        9996,
+        targets,
+        {"steps": json.dumps(steps)},
+        timeout=timeout,
+        modules_dir=FIXTURE_MODULES,
+    )

@@ -70,42 +70,52 @@ class SaltLab:
     def start(self) -> None:
         publish_port, ret_port = free_port(), free_port()
         self.file_roots.mkdir(parents=True)
-        self._write(self.master_config, {
-            "root_dir": str(self.master_dir),
-            "interface": "127.0.0.1",
-            "publish_port": publish_port,
-            "ret_port": ret_port,
-            "auto_accept": True,
-            "worker_threads": 2,
-            "max_event_size": 4 * 1024 * 1024,  # above modules.output_limit; see saltstack.py
-            "gather_job_timeout": self.gather_job_timeout,
-            "file_roots": {"base": [str(self.file_roots)]},
-            "log_level_logfile": "warning",
-            "enable_fqdns_grains": False,
-        })
-        self._master = spawn([str(BIN / "salt-master"), "-c", str(self.master_dir)],
-                             self.root / "master.out")
+        self._write(
+            self.master_config,
+            {
+                "root_dir": str(self.master_dir),
+                "interface": "127.0.0.1",
+                "publish_port": publish_port,
+                "ret_port": ret_port,
+                "auto_accept": True,
+                "worker_threads": 2,
+                "max_event_size": 4 * 1024 * 1024,  # above modules.output_limit; see saltstack.py
+                "gather_job_timeout": self.gather_job_timeout,
+                "file_roots": {"base": [str(self.file_roots)]},
+                "log_level_logfile": "warning",
+                "enable_fqdns_grains": False,
+            },
+        )
+        self._master = spawn(
+            [str(BIN / "salt-master"), "-c", str(self.master_dir)], self.root / "master.out"
+        )
         # A LocalClient reads the master's key once, when made: wait until it exists.
         root_key = self.master_dir / "var/cache/salt/master/.root_key"
         events = self.master_dir / "var/run/salt/master/master_event_pub.ipc"
-        wait_for(lambda: root_key.exists() and events.exists(), self.ready_timeout,
-                 "salt-master key and event bus")
+        wait_for(
+            lambda: root_key.exists() and events.exists(),
+            self.ready_timeout,
+            "salt-master key and event bus",
+        )
         for minion_id in self.minion_ids:
-            self._write(self._minion_dir(minion_id) / "minion", {
-                "id": minion_id,
-                "root_dir": str(self._minion_dir(minion_id)),
-                "master": "127.0.0.1",
-                "master_port": ret_port,
-                "publish_port": publish_port,
-                "acceptance_wait_time": 1,
-                "random_reauth_delay": 0,
-                "recon_default": 200,
-                "recon_max": 1000,
-                "enable_fqdns_grains": False,
-                "mine_enabled": False,
-                "max_event_size": 4 * 1024 * 1024,  # returns pass the minion's event bus too
-                "log_level_logfile": "warning",
-            })
+            self._write(
+                self._minion_dir(minion_id) / "minion",
+                {
+                    "id": minion_id,
+                    "root_dir": str(self._minion_dir(minion_id)),
+                    "master": "127.0.0.1",
+                    "master_port": ret_port,
+                    "publish_port": publish_port,
+                    "acceptance_wait_time": 1,
+                    "random_reauth_delay": 0,
+                    "recon_default": 200,
+                    "recon_max": 1000,
+                    "enable_fqdns_grains": False,
+                    "mine_enabled": False,
+                    "max_event_size": 4 * 1024 * 1024,  # returns pass the minion's event bus too
+                    "log_level_logfile": "warning",
+                },
+            )
             self.start_minion(minion_id, wait=False)
         self.wait_ready(self.minion_ids)
 
@@ -120,9 +130,11 @@ class SaltLab:
 
     def start_minion(self, minion_id: str, *, wait: bool = True) -> None:
         directory = self._minion_dir(minion_id)
-        self._minions[minion_id] = spawn([str(BIN / "salt-minion"), "-c", str(directory)],
-                                         self.root / f"{minion_id}.out",
-                                         env={**os.environ, "OMLAB_HOST": minion_id})
+        self._minions[minion_id] = spawn(
+            [str(BIN / "salt-minion"), "-c", str(directory)],
+            self.root / f"{minion_id}.out",
+            env={**os.environ, "OMLAB_HOST": minion_id},
+        )
         if wait:
             self.wait_ready([minion_id])
 
@@ -138,9 +150,19 @@ class SaltLab:
         ResourceWarnings (errors, under pytest) in this one.
         """
         done = subprocess.run(
-            [sys.executable, "-m", "tests.lab.salt", "wait", str(self.master_config),
-             str(self.ready_timeout), *minion_ids],
-            cwd=ROOT, capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                "-m",
+                "tests.lab.salt",
+                "wait",
+                str(self.master_config),
+                str(self.ready_timeout),
+                *minion_ids,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode:
             raise TimeoutError(f"salt minions {minion_ids} not ready: {done.stdout}{done.stderr}")
@@ -194,8 +216,9 @@ def _wait_ready(master_config: str, timeout: float, minion_ids: list[str]) -> No
 
     def answered() -> bool:
         try:
-            replies = client.cmd(sorted(pending), "test.ping", timeout=1, tgt_type="list",
-                                 gather_job_timeout=1)
+            replies = client.cmd(
+                sorted(pending), "test.ping", timeout=1, tgt_type="list", gather_job_timeout=1
+            )
         except Exception:  # the master's sockets may not be up yet
             return False
         pending.difference_update(m for m, ok in replies.items() if ok is True)
@@ -210,5 +233,12 @@ elif __name__ == "__main__":
     started = time.monotonic()
     with SaltLab() as lab:
         print(f"ready in {time.monotonic() - started:.1f} s:", lab.master_config, lab.minion_ids)
-        print(lab.client().cmd(lab.minion_ids, "cmd.run_all", kwarg={"cmd": ["id", "-u"],
-              "python_shell": False}, tgt_type="list", full_return=True))
+        print(
+            lab.client().cmd(
+                lab.minion_ids,
+                "cmd.run_all",
+                kwarg={"cmd": ["id", "-u"], "python_shell": False},
+                tgt_type="list",
+                full_return=True,
+            )
+        )

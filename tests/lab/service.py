@@ -1,8 +1,10 @@
 """A throw-away init-script service the hosts' service managers can restart.
 
-``LabService`` installs ``/etc/init.d/omlab-<token>`` running a ``sleep``
-whose PID is kept in a temp folder, so a test can tell a real restart (a new
-PID) from a no-op. It removes the script and stops the process on exit.
+``LabService`` installs ``/etc/init.d/omlab-<token>`` (root only) running a
+``sleep`` whose PID is kept in a temp folder, so a test can tell a real
+restart (a new PID) from a no-op. It starts and stops it through ``service``,
+so that under systemd (after a daemon-reload) the unit's state is right too,
+and removes the script on exit.
 """
 
 from __future__ import annotations
@@ -56,12 +58,14 @@ class LabService:
     def __enter__(self) -> LabService:
         self.script.write_text(SCRIPT.format(name=self.name, pidfile=self.pidfile))
         self.script.chmod(0o755)
-        subprocess.run([str(self.script), "start"], check=True)
+        _reload_systemd()  # under systemd, the sysv generator turns the script into a unit
+        subprocess.run(["service", self.name, "start"], check=True, capture_output=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        subprocess.run([str(self.script), "stop"], check=False)
+        subprocess.run(["service", self.name, "stop"], check=False, capture_output=True)
         self.script.unlink(missing_ok=True)
+        _reload_systemd()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def pid(self) -> int | None:
@@ -72,3 +76,8 @@ class LabService:
         except (FileNotFoundError, ValueError, ProcessLookupError):
             return None
         return pid
+
+
+def _reload_systemd() -> None:
+    if Path("/run/systemd/system").is_dir():
+        subprocess.run(["systemctl", "daemon-reload"], check=True)

@@ -54,9 +54,7 @@ class SshLab:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
         self.files_dir.mkdir()
         _keygen(self.private_key)
-        (self.root / "authorized_keys").write_text(
-            self.private_key.with_suffix(".pub").read_text()
-        )
+        (self.root / "authorized_keys").write_text(self.private_key.with_suffix(".pub").read_text())
         known = []
         for target in self.targets:
             folder = self.root / target.hostname
@@ -77,8 +75,9 @@ class SshLab:
 
     def start_target(self, name: str, *, wait: bool = True) -> None:
         folder = self.root / name
-        self._procs[name] = spawn([SSHD, "-D", "-e", "-f", str(folder / "sshd_config")],
-                                  folder / "sshd.log")
+        self._procs[name] = spawn(
+            [SSHD, "-D", "-e", "-f", str(folder / "sshd_config")], folder / "sshd.log"
+        )
         if wait:
             self._wait(self.target(name))
 
@@ -100,33 +99,41 @@ class SshLab:
         }
 
     def _wait(self, target: Target) -> None:
-        wait_for(lambda: port_open(target.lan_ip, target.ssh_port), 10, f"sshd {target.hostname}",
-                 interval=0.02)
+        wait_for(
+            lambda: port_open(target.lan_ip, target.ssh_port),
+            10,
+            f"sshd {target.hostname}",
+            interval=0.02,
+        )
 
     def _config(self, target: Target, folder: Path) -> str:
-        return "\n".join([
-            f"ListenAddress {target.lan_ip}:{target.ssh_port}",
-            f"HostKey {folder / 'host_ed25519'}",
-            f"PidFile {folder / 'sshd.pid'}",
-            f"AuthorizedKeysFile {self.root / 'authorized_keys'}",
-            "PermitRootLogin prohibit-password",
-            "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "UsePAM no",
-            "StrictModes no",
-            "MaxStartups 64",
-            "MaxSessions 64",
-            "Subsystem sftp internal-sftp",
-            f"SetEnv OMLAB_HOST={target.hostname}",
-            "LogLevel ERROR",
-            "",
-        ])
+        return "\n".join(
+            [
+                f"ListenAddress {target.lan_ip}:{target.ssh_port}",
+                f"HostKey {folder / 'host_ed25519'}",
+                f"PidFile {folder / 'sshd.pid'}",
+                f"AuthorizedKeysFile {self.root / 'authorized_keys'}",
+                "PermitRootLogin prohibit-password",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "MaxStartups 64",
+                "MaxSessions 64",
+                "Subsystem sftp internal-sftp",
+                f"SetEnv OMLAB_HOST={target.hostname}",
+                "LogLevel ERROR",
+                "",
+            ]
+        )
 
 
 def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "omserver-lab",
-                    "-f", str(path)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "omserver-lab", "-f", str(path)],
+        check=True,
+    )
 
 
 if __name__ == "__main__":
@@ -134,7 +141,22 @@ if __name__ == "__main__":
     with SshLab() as lab:
         print(f"ready in {time.monotonic() - started:.2f} s:", lab.targets)
         for t in lab.targets:
-            print(subprocess.run(
-                ["ssh", "-i", str(lab.private_key), "-o", f"UserKnownHostsFile={lab.known_hosts}",
-                 "-o", "BatchMode=yes", "-p", str(t.ssh_port), f"root@{t.lan_ip}", "hostname"],
-                capture_output=True, text=True))
+            print(
+                subprocess.run(
+                    [
+                        "ssh",
+                        "-i",
+                        str(lab.private_key),
+                        "-o",
+                        f"UserKnownHostsFile={lab.known_hosts}",
+                        "-o",
+                        "BatchMode=yes",
+                        "-p",
+                        str(t.ssh_port),
+                        f"root@{t.lan_ip}",
+                        "hostname",
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
+            )

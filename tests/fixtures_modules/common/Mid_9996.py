@@ -6,8 +6,13 @@ import json
 NAME = "steps"
 CAPTION = "Run the ctx steps given in the parameter (tests only)."
 PARAMS = [
-    {"name": "steps", "type": "str", "required": True, "max_length": 1000000,
-     "help": 'JSON list of [step, args, keywords], e.g. [["cmd", [["uptime"]], {}]]'},
+    {
+        "name": "steps",
+        "type": "str",
+        "required": True,
+        "max_length": 1000000,
+        "help": 'JSON list of [step, args, keywords], e.g. [["cmd", [["uptime"]], {}]]',
+    },
 ]
 STEPS = {"cmd", "shell", "copy", "service"}
 

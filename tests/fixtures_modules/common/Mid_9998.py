@@ -9,9 +9,23 @@ from omserver.sdk import ModuleError
 NAME = "misbehave"
 CAPTION = "Raise, hang, crash, skip hosts or leak a secret, as asked."
 PARAMS = [
-    {"name": "how", "type": "choice", "required": True,
-     "choices": ["raise", "module-error", "hang", "exit", "nothing", "step-then-hang",
-                 "fail-then-step", "secret", "log", "big"]},
+    {
+        "name": "how",
+        "type": "choice",
+        "required": True,
+        "choices": [
+            "raise",
+            "module-error",
+            "hang",
+            "exit",
+            "nothing",
+            "step-then-hang",
+            "fail-then-step",
+            "secret",
+            "log",
+            "big",
+        ],
+    },
     {"name": "token", "type": "str", "sensitive": True},
     {"name": "size", "type": "int", "default": 0, "min": 0},
 ]

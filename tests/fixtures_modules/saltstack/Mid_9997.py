@@ -23,8 +23,13 @@ class Modulehandle:
         try:
             client = salt.client.LocalClient()
             lines = self.sys_param_array[0] or "50"
-            self.Runresult = client.cmd(self.hosts, "cmd.run", [["seq", lines]],
-                                        tgt_type="list", kwarg={"python_shell": False})
+            self.Runresult = client.cmd(
+                self.hosts,
+                "cmd.run",
+                [["seq", lines]],
+                tgt_type="list",
+                kwarg={"python_shell": False},
+            )
             if len(self.Runresult) == 0:
                 return "No hosts found"
         except Exception as e:

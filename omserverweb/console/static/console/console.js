@@ -3,8 +3,8 @@ import { api } from "./api.js";
 import { renderParamForm } from "./params.js";
 import { JobView } from "./results.js";
 
-const t = (s) => (window.gettext ? window.gettext(s) : s);
-const fmt = (s, values) => (window.interpolate ? window.interpolate(t(s), values, true) : s);
+const gettext = window.gettext ?? ((s) => s);
+const fmt = (s, values) => s.replace(/%\((\w+)\)s/g, (_, key) => String(values[key]));
 const data = JSON.parse(document.getElementById("console-data").textContent);
 const $ = (id) => document.getElementById(id);
 const selected = new Map(); // server id -> hostname
@@ -37,7 +37,7 @@ function buildTree() {
   for (const fn of data.tree) {
     const fnNode = el("details", { open: true, className: "function" }, el("summary", { textContent: fn.name }));
     for (const app of fn.apps) {
-      const all = el("input", { type: "checkbox", title: t("Select all servers of this category") });
+      const all = el("input", { type: "checkbox", title: gettext("Select all servers of this category") });
       const servers = el("div", { className: "servers" }, ...app.servers.map(serverCheckbox));
       all.addEventListener("change", () => {
         for (const box of servers.querySelectorAll("input:not(:disabled)")) {
@@ -85,9 +85,9 @@ function update() {
   if (preview.hidden) return;
   const values = paramForm.read() ?? {};
   preview.replaceChildren(
-    el("div", {}, el("strong", { textContent: t("Module") + ": " }), `${module.id} ${module.name}`),
-    el("div", {}, el("strong", { textContent: t("Parameters") + ": " }), paramForm.describe(values) || "—"),
-    el("div", {}, el("strong", { textContent: fmt("%(n)s hosts", { n: selected.size }) + ": " }),
+    el("div", {}, el("strong", { textContent: gettext("Module") + ": " }), `${module.id} ${module.name}`),
+    el("div", {}, el("strong", { textContent: gettext("Parameters") + ": " }), paramForm.describe(values) || "—"),
+    el("div", {}, el("strong", { textContent: fmt(gettext("%(n)s hosts"), { n: selected.size }) + ": " }),
       [...selected.values()].join(", ")),
   );
 }
@@ -113,7 +113,7 @@ $("run").addEventListener("click", async () => {
   const params = paramForm.read();
   if (!module || params === null || selected.size === 0) return;
   if (selected.size > data.confirmAbove &&
-      !window.confirm(fmt("Run %(module)s on %(n)s hosts?", { module: module.name, n: selected.size }))) {
+      !window.confirm(fmt(gettext("Run %(module)s on %(n)s hosts?"), { module: module.name, n: selected.size }))) {
     return;
   }
   await run([...selected.values()], params, module);

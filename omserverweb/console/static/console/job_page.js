@@ -1,6 +1,6 @@
 // The job detail page: live results, re-run (all or a subset), cancel.
 import { api } from "./api.js";
-import { JobView } from "./results.js";
+import { JobView, statusLabel } from "./results.js";
 
 const $ = (id) => document.getElementById(id);
 const jobId = $("results").dataset.job;
@@ -29,7 +29,7 @@ const view = new JobView($("results"), jobId, {
   onFinished: (status) => {
     $("cancel").hidden = true;
     const badge = $("job-status");
-    badge.textContent = window.gettext ? window.gettext(status) : status;
+    badge.textContent = statusLabel(status);
     badge.className = `badge status-${status}`;
   },
 });

@@ -2,8 +2,8 @@
 // Output is always placed with textContent, so whatever a host prints stays text.
 import { api } from "./api.js";
 
-const t = (s) => (window.gettext ? window.gettext(s) : s);
-const fmt = (s, values) => (window.interpolate ? window.interpolate(t(s), values, true) : s);
+const gettext = window.gettext ?? ((s) => s);
+const fmt = (s, values) => s.replace(/%\((\w+)\)s/g, (_, key) => String(values[key]));
 const ACTIVE = new Set(["queued", "running"]);
 const PREVIEW_CHARS = 64 * 1024; // render more only on request: a 1 MiB output stays cheap
 const POLL_MS = 400;
@@ -15,8 +15,23 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+const STATUS_LABELS = {
+  ok: gettext("ok"),
+  failed: gettext("failed"),
+  unreachable: gettext("unreachable"),
+  timeout: gettext("timeout"),
+  queued: gettext("queued"),
+  running: gettext("running"),
+  succeeded: gettext("succeeded"),
+  partial: gettext("partial"),
+  cancelled: gettext("cancelled"),
+  interrupted: gettext("interrupted"),
+};
+
+export const statusLabel = (status) => STATUS_LABELS[status] ?? status;
+
 function badge(status) {
-  return el("span", { className: `badge status-${status}`, textContent: t(status) });
+  return el("span", { className: `badge status-${status}`, textContent: statusLabel(status) });
 }
 
 export function lineDiff(base, other, limit = 4_000_000) {
@@ -65,17 +80,17 @@ function outputBlock(result) {
   const tools = el("div", { className: "tools" });
   if (long || text.split("\n", 21).length > 20) {
     pre.classList.add("collapsed");
-    const more = el("button", { type: "button", textContent: t("Expand") });
+    const more = el("button", { type: "button", textContent: gettext("Expand") });
     more.addEventListener("click", () => {
       pre.textContent = text;
       pre.classList.toggle("collapsed");
-      more.textContent = pre.classList.contains("collapsed") ? t("Expand") : t("Collapse");
+      more.textContent = pre.classList.contains("collapsed") ? gettext("Expand") : gettext("Collapse");
     });
     tools.append(more);
   }
-  const copy = el("button", { type: "button", textContent: t("Copy") });
+  const copy = el("button", { type: "button", textContent: gettext("Copy") });
   copy.addEventListener("click", () => navigator.clipboard?.writeText(text));
-  const download = el("button", { type: "button", textContent: t("Download") });
+  const download = el("button", { type: "button", textContent: gettext("Download") });
   download.addEventListener("click", () => {
     const link = el("a", {
       href: URL.createObjectURL(new Blob([text], { type: "text/plain" })),
@@ -96,7 +111,7 @@ function hostBlock(result) {
     badge(result.status),
     el("span", { className: "muted", textContent: `rc=${result.rc ?? "—"} · ${result.duration.toFixed(2)} s` }),
   );
-  if (result.truncated) head.append(el("span", { className: "badge status-partial", textContent: t("truncated") }));
+  if (result.truncated) head.append(el("span", { className: "badge status-partial", textContent: gettext("truncated") }));
   return el("article", { className: `host-result status-${result.status}`, id: `host-${result.host}` }, head, ...outputBlock(result));
 }
 
@@ -144,10 +159,10 @@ export class JobView {
     const link = el("a", { href: `/jobs/${this.jobId}/`, textContent: `#${this.jobId}` });
     const bar = el("progress", { max: Math.max(total, 1), value: done });
     this.header.replaceChildren(
-      el("span", {}, t("Job"), " ", link),
+      el("span", {}, gettext("Job"), " ", link),
       badge(status),
       bar,
-      el("span", { className: "progress-text", textContent: fmt("%(done)s of %(total)s hosts", { done, total }) }),
+      el("span", { className: "progress-text", textContent: fmt(gettext("%(done)s of %(total)s hosts"), { done, total }) }),
     );
     this.renderSummary(status);
     for (const result of changed) {
@@ -168,19 +183,19 @@ export class JobView {
     const majorityText = majority[0].stdout;
     this.summary.append(
       el("p", {}, badge(majority[0].status), " ",
-        fmt("%(n)s hosts: identical output", { n: majority.length })),
+        fmt(gettext("%(n)s hosts: identical output"), { n: majority.length })),
     );
     for (const group of others) {
       const hosts = group.map((r) => r.host).join(", ");
       const row = el("details", { className: "differs" },
         el("summary", {}, badge(group[0].status), " ",
-          fmt("%(n)s host(s) differ: %(hosts)s", { n: group.length, hosts })));
+          fmt(gettext("%(n)s host(s) differ: %(hosts)s"), { n: group.length, hosts })));
       row.addEventListener("toggle", () => {
         if (!row.open || row.querySelector("pre")) return;
         const diff = lineDiff(majorityText, group[0].stdout);
         const pre = el("pre", { className: "diff" });
         if (diff === null) {
-          pre.textContent = t("Outputs too large to diff here; download them to compare.");
+          pre.textContent = gettext("Outputs too large to diff here; download them to compare.");
         } else {
           for (const [mark, line] of diff) {
             pre.append(el("span", { className: mark === "+ " ? "add" : mark === "- " ? "del" : "", textContent: `${mark}${line}\n` }));
@@ -197,7 +212,7 @@ export class JobView {
       const button = el("button", {
         type: "button",
         className: "rerun-subset",
-        textContent: fmt("Re-run on the %(n)s failed or differing host(s)", { n: rerunHosts.length }),
+        textContent: fmt(gettext("Re-run on the %(n)s failed or differing host(s)"), { n: rerunHosts.length }),
       });
       button.addEventListener("click", () => this.onRerun(rerunHosts));
       this.summary.append(button);

@@ -1,0 +1,121 @@
+"""The inside of a job process: make the backend, wait for one job, run it, report.
+
+Started by :mod:`omserver.execution` from its forkserver *before* a job comes,
+so that Salt's or Ansible's per-process set-up is already done when it does.
+Everything goes back over one pipe as ``(kind, payload)`` messages:
+``("result", HostResult dict)``, ``("log", (logger, level, text))``, then
+``("done", None)`` or ``("error", message)``. Sensitive values are masked
+here, before anything leaves the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from omserver.backends import Backend, make_backend
+from omserver.config import Config
+from omserver.loader import load_module_file
+from omserver.sdk import MASK, Context, ModuleError, Target
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a job process needs to run one module (the config came with the process)."""
+
+    path: str
+    module_id: int
+    targets: list[dict[str, Any]]
+    params: dict[str, Any]
+    timeout: float
+    secrets: list[str]
+
+
+class _PipeLog(logging.Handler):
+    """Sends log records to the daemon, secrets masked."""
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self.conn = conn
+        self.secrets: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = mask(record.getMessage(), self.secrets)
+            self.conn.send(("log", (record.name, record.levelno, text)))
+        except Exception:  # never let logging break a job
+            self.handleError(record)
+
+
+def main(conn: Connection, config: Config) -> None:
+    """The job process's entry point (see the module docstring)."""
+    os.setsid()  # one process group to kill: the module, its subprocesses, Ansible's ssh
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # stray print()s (Salt prints some) must not reach the daemon's output
+    os.close(devnull)
+    if config["daemon.backend"] == "saltstack":  # book-style modules call LocalClient()
+        os.environ["SALT_MASTER_CONFIG"] = config["salt.master_config"]
+    handler = _PipeLog(conn)
+    logging.getLogger().handlers[:] = [handler]
+    logging.getLogger().setLevel(logging.WARNING)  # Salt and Ansible chatter stays here
+    try:
+        backend: Backend | None = make_backend(config)
+    except Exception:  # e.g. no salt master yet: try again when the job comes, and report it
+        backend = None
+    try:
+        job: Job = conn.recv()
+    except EOFError:  # the daemon no longer needs this spare
+        return
+    handler.secrets = job.secrets
+    module_log = logging.getLogger(f"omserver.module.{job.module_id}")
+    module_log.setLevel(logging.INFO)
+    try:
+        _run(conn, config, job, backend or make_backend(config), module_log)
+    except BaseException as exc:  # anything the module does wrong ends its hosts, not us
+        module_log.error("%s", mask(traceback.format_exc(), job.secrets))
+        conn.send(("error", mask(_describe(exc, job.path), job.secrets)))
+    else:
+        conn.send(("done", None))
+    finally:
+        conn.close()
+
+
+def _run(
+    conn: Connection, config: Config, job: Job, backend: Backend, module_log: logging.Logger
+) -> None:
+    try:
+        module = load_module_file(Path(job.path), job.module_id)
+        ctx = Context(
+            backend,
+            [Target(**t) for t in job.targets],
+            params=job.params,
+            settings=module.configured_settings(config),
+            deadline=time.monotonic() + job.timeout,
+            output_limit=config["modules.output_limit"],
+            emit=lambda result: conn.send(("result", result.to_dict())),
+            secrets=job.secrets,
+            log=module_log,
+        )
+        module.entry(ctx, job.params)
+    finally:
+        backend.close()
+
+
+def _describe(exc: BaseException, path: str) -> str:
+    if isinstance(exc, ModuleError):
+        return str(exc)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+    where = f" ({Path(path).name} line {frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def mask(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text

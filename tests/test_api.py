@@ -1,0 +1,233 @@
+"""The REST API: every endpoint, its 401 and 403, runs through the real daemon."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from omserverweb.inventory.models import Server
+from omserverweb.jobs.models import HostResult, Job
+from tests.conftest import WWW_HOSTS
+
+LISTS = ["function-categories", "app-categories", "servers", "modules", "jobs"]
+
+
+def api_as(user=None, token: bool = False) -> APIClient:
+    client = APIClient()
+    if user is not None and token:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    elif user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def finished(client: APIClient, job_id: int) -> dict:
+    from tests.lab.procs import wait_for
+
+    wait_for(
+        lambda: client.get(f"/api/jobs/{job_id}/").data["status"] not in {"queued", "running"},
+        60,
+        f"job {job_id}",
+    )
+    return client.get(f"/api/jobs/{job_id}/").data
+
+
+# -- authentication -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [*LISTS, "schema"])
+def test_anonymous_calls_get_401(db, name: str) -> None:
+    response = api_as().get(f"/api/{name}/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_a_wrong_token_gets_401(db) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+    assert client.get("/api/servers/").status_code == 401
+
+
+def test_a_token_authenticates(bob) -> None:
+    response = api_as(bob, token=True).get("/api/servers/")
+    assert response.status_code == 200
+    assert {s["hostname"] for s in response.data["results"]} == set(WWW_HOSTS)
+
+
+def test_the_openapi_schema_and_docs_are_served(bob) -> None:
+    client = api_as(bob)
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/jobs/{id}/cancel/" in schema.json()["paths"]
+    web = api_as(bob)
+    web.force_login(bob)
+    docs = web.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger-ui" in docs.content
+
+
+# -- what each user sees ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", LISTS)
+def test_a_user_without_grants_sees_nothing(charlie, alice, name: str) -> None:
+    Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=["bbs-01"])
+    response = api_as(charlie).get(f"/api/{name}/")
+    assert response.status_code == 200
+    assert response.data["results"] == []
+
+
+def test_grants_limit_what_servers_and_modules_a_user_sees(bob, inventory) -> None:
+    client = api_as(bob)
+    assert {m["id"] for m in client.get("/api/modules/").data["results"]} == {1001, 1003}
+    assert [c["name"] for c in client.get("/api/app-categories/").data["results"]] == [
+        "www.example.com"
+    ]
+    assert client.get(f"/api/servers/{inventory.bbs_server.pk}/").status_code == 404
+
+
+def test_a_superuser_sees_everything(alice) -> None:
+    assert api_as(alice).get("/api/servers/").data["count"] == 3
+    assert api_as(alice).get("/api/modules/").data["count"] == 7
+
+
+def test_users_see_their_own_jobs_and_operators_all(bob, alice, charlie) -> None:
+    mine = Job.objects.create(module_id=1003, requested_by="bob", client="web", targets=[])
+    Job.objects.create(module_id=1003, requested_by="charlie", client="web", targets=[])
+    assert [j["id"] for j in api_as(bob).get("/api/jobs/").data["results"]] == [mine.pk]
+    assert api_as(alice).get("/api/jobs/").data["count"] == 2
+    assert api_as(charlie).get(f"/api/jobs/{mine.pk}/").status_code == 404
+
+
+def test_job_filters(alice, inventory) -> None:
+    job = Job.objects.create(module_id=1003, requested_by="bob", client="web",
+                             targets=["lab-minion-1"], status="failed")
+    HostResult.objects.create(job=job, host="lab-minion-1", status="failed", seq=1)
+    Job.objects.create(module_id=1001, requested_by="alice", client="web", targets=[])
+    client = api_as(alice)
+    for query in ("status=failed", "module=1003", "user=bob", "host=lab-minion-1"):
+        assert [j["id"] for j in client.get(f"/api/jobs/?{query}").data["results"]] == [job.pk]
+
+
+# -- writes need model permissions ----------------------------------------------------------
+
+
+def test_inventory_writes_need_model_permissions(bob, alice, inventory) -> None:
+    new = {"hostname": "www-03", "lan_ip": "127.0.2.3", "app_category": inventory.www.pk}
+    assert api_as(bob).post("/api/servers/", new).status_code == 403
+    assert api_as(alice).post("/api/servers/", new).status_code == 201
+    assert Server.objects.filter(hostname="www-03").exists()
+    duplicate = {**new, "hostname": "www-04"}
+    refused = api_as(alice).post("/api/servers/", duplicate)
+    assert refused.status_code == 400
+    assert "lan_ip" in refused.data
+
+
+def test_module_writes_need_model_permissions(bob, alice) -> None:
+    module = {"id": 2001, "name": "uptime", "caption": "", "backends": ["saltstack"],
+              "params_schema": []}
+    assert api_as(bob).post("/api/modules/", module, format="json").status_code == 403
+    assert api_as(alice).post("/api/modules/", module, format="json").status_code == 201
+
+
+# -- running jobs -----------------------------------------------------------------------------
+
+
+def test_running_where_no_grant_allows_is_403_and_logged(bob, inventory, caplog) -> None:
+    response = api_as(bob).post(
+        "/api/jobs/", {"module": 1003, "servers": ["bbs-01"]}, format="json"
+    )
+    assert response.status_code == 403
+    assert not Job.objects.exists()
+    assert "refused: user=bob module=1003 hosts=bbs-01" in caplog.text
+
+
+def test_a_module_without_a_grant_is_403(bob) -> None:
+    response = api_as(bob).post(
+        "/api/jobs/", {"module": 1004, "servers": list(WWW_HOSTS)}, format="json"
+    )
+    assert response.status_code == 403
+
+
+def test_parameters_are_validated_on_the_server_naming_the_field(bob) -> None:
+    response = api_as(bob).post(
+        "/api/jobs/",
+        {"module": 1001, "servers": [WWW_HOSTS[0]], "params": {"lines": "5; touch /tmp/x"}},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "params.lines" in response.data
+    assert not Job.objects.exists()
+
+
+def test_unknown_servers_are_named(bob) -> None:
+    response = api_as(bob).post(
+        "/api/jobs/", {"module": 1003, "servers": ["nope-1"]}, format="json"
+    )
+    assert response.status_code == 400
+    assert "nope-1" in str(response.data["servers"])
+
+
+def test_running_is_a_post_never_a_get(bob) -> None:
+    assert api_as(bob).get("/api/jobs/", {"module": 1003}).status_code == 200
+    assert not Job.objects.exists()
+
+
+def test_session_calls_need_the_csrf_token(bob) -> None:
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(bob)
+    response = client.post("/api/jobs/", {"module": 1003, "servers": [WWW_HOSTS[0]]},
+                           format="json")
+    assert response.status_code == 403
+    assert "CSRF" in str(response.data)
+
+
+def test_daemon_down_records_a_failed_job_with_a_plain_reason(bob, daemon_down) -> None:
+    response = api_as(bob).post(
+        "/api/jobs/", {"module": 1003, "servers": list(WWW_HOSTS)}, format="json"
+    )
+    assert response.status_code == 201
+    assert response.data["status"] == "failed"
+    assert f"master-control daemon unreachable at {daemon_down}" in response.data["error"]
+    job = Job.objects.get(pk=response.data["id"])
+    assert (job.status, job.requested_by, job.client) == ("failed", "bob", "web")
+    assert job.targets == list(WWW_HOSTS)
+
+
+@pytest.mark.salt
+def test_run_through_the_daemon_records_each_host(bob, web_daemon) -> None:
+    client = api_as(bob)
+    response = client.post(
+        "/api/jobs/", {"module": 1003, "servers": list(WWW_HOSTS)}, format="json"
+    )
+    assert response.status_code == 201, response.data
+    job = finished(client, response.data["id"])
+    assert job["status"] == "succeeded"
+    assert job["requested_by"] == "bob"
+    assert job["client"] == "web"
+    assert sorted(r["host"] for r in job["results"]) == sorted(WWW_HOSTS)
+    results = client.get(f"/api/jobs/{job['id']}/results/?after=0").data
+    assert results["total"] == 2
+    assert len(results["results"]) == 2
+    newest = max(r["seq"] for r in results["results"])
+    assert client.get(f"/api/jobs/{job['id']}/results/?after={newest}").data["results"] == []
+
+
+@pytest.mark.salt
+def test_rerun_on_a_subset_and_cancel(bob, charlie, web_daemon) -> None:
+    client = api_as(bob)
+    first = client.post("/api/jobs/", {"module": 1003, "servers": list(WWW_HOSTS)},
+                        format="json").data
+    finished(client, first["id"])
+    again = client.post(f"/api/jobs/{first['id']}/rerun/", {"hosts": [WWW_HOSTS[1]]},
+                        format="json")
+    assert again.status_code == 201
+    assert finished(client, again.data["id"])["targets"] == [WWW_HOSTS[1]]
+    outsider = client.post(f"/api/jobs/{first['id']}/rerun/", {"hosts": ["bbs-01"]},
+                           format="json")
+    assert outsider.status_code == 400
+    assert api_as(charlie).post(f"/api/jobs/{first['id']}/cancel/").status_code == 404
+    done = client.post(f"/api/jobs/{first['id']}/cancel/")
+    assert done.status_code == 202
+    assert done.data["status"] == "succeeded"  # a finished job stays as it ended
