@@ -192,8 +192,11 @@ def execute(
                 ending = result
                 break
     finally:
-        _stop(worker.process, clean=ending is None)
         worker.conn.close()
+        if ending is None:  # it said "done": let it exit in its own time, off this path
+            threading.Thread(target=_stop, args=(worker.process,), daemon=True).start()
+        else:
+            _stop(worker.process, clean=False)
     if ending == ("timeout", ""):
         ending = ("timeout", f"stopped at the job's {timeout:g} s timeout")
     yield from _close_out(targets, latest, ending, time.monotonic() - started)
@@ -259,7 +262,7 @@ def _close_out(
             )
 
 
-def _stop(process: BaseProcess, *, clean: bool) -> None:
+def _stop(process: BaseProcess, *, clean: bool = True) -> None:
     """Reap a job process that finished; kill one that did not, with all it started."""
     if clean:
         process.join(5)

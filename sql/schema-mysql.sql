@@ -3,6 +3,29 @@
 -- a test fails when this file and the migrations disagree.
 -- Apply with `manage.py migrate` against the database; this file is for review.
 --
+-- Create model ModuleDefinition
+--
+CREATE TABLE `modules_moduledefinition` (`id` integer UNSIGNED NOT NULL PRIMARY KEY CHECK (`id` >= 0), `name` varchar(100) NOT NULL, `caption` longtext NOT NULL, `backends` json NOT NULL, `params_schema` json NOT NULL, `enabled` bool NOT NULL, `created_at` datetime(6) NOT NULL, `updated_at` datetime(6) NOT NULL);
+--
+-- Create model FunctionCategory
+--
+CREATE TABLE `inventory_functioncategory` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `name` varchar(100) NOT NULL UNIQUE);
+--
+-- Create model AppCategory
+--
+CREATE TABLE `inventory_appcategory` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `name` varchar(100) NOT NULL, `function_id` bigint NOT NULL);
+--
+-- Create model Server
+--
+CREATE TABLE `inventory_server` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `hostname` varchar(253) NOT NULL UNIQUE, `lan_ip` char(39) NOT NULL UNIQUE, `wan_ip` char(39) NULL, `os` varchar(100) NOT NULL, `ssh_port` integer UNSIGNED NOT NULL CHECK (`ssh_port` >= 0), `ssh_user` varchar(64) NOT NULL, `zone` varchar(64) NOT NULL, `enabled` bool NOT NULL, `notes` longtext NOT NULL, `app_category_id` bigint NOT NULL);
+--
+-- Create constraint uniq_app_category_name on model appcategory
+--
+ALTER TABLE `inventory_appcategory` ADD CONSTRAINT `uniq_app_category_name` UNIQUE (`function_id`, `name`);
+ALTER TABLE `inventory_appcategory` ADD CONSTRAINT `inventory_appcategor_function_id_3724f53c_fk_inventory` FOREIGN KEY (`function_id`) REFERENCES `inventory_functioncategory` (`id`);
+ALTER TABLE `inventory_server` ADD CONSTRAINT `inventory_server_app_category_id_f37ec3f3_fk_inventory` FOREIGN KEY (`app_category_id`) REFERENCES `inventory_appcategory` (`id`);
+CREATE INDEX `inventory_server_zone_86222e67` ON `inventory_server` (`zone`);
+--
 -- Create model ContentType
 --
 CREATE TABLE `django_content_type` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY KEY, `name` varchar(100) NOT NULL, `app_label` varchar(100) NOT NULL, `model` varchar(100) NOT NULL);
@@ -10,6 +33,22 @@ CREATE TABLE `django_content_type` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY
 -- Alter unique_together for contenttype (1 constraint(s))
 --
 ALTER TABLE `django_content_type` ADD CONSTRAINT `django_content_type_app_label_model_76bd3d3b_uniq` UNIQUE (`app_label`, `model`);
+--
+-- Change Meta options on contenttype
+--
+-- (no-op)
+--
+-- Alter field name on contenttype
+--
+ALTER TABLE `django_content_type` MODIFY `name` varchar(100) NULL;
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
+--
+-- Remove field name from contenttype
+--
+ALTER TABLE `django_content_type` DROP COLUMN `name`;
 --
 -- Create model Permission
 --
@@ -36,43 +75,6 @@ ALTER TABLE `auth_user_groups` ADD CONSTRAINT `auth_user_groups_group_id_9755954
 ALTER TABLE `auth_user_user_permissions` ADD CONSTRAINT `auth_user_user_permissions_user_id_permission_id_14a6b632_uniq` UNIQUE (`user_id`, `permission_id`);
 ALTER TABLE `auth_user_user_permissions` ADD CONSTRAINT `auth_user_user_permissions_user_id_a95ead1b_fk_auth_user_id` FOREIGN KEY (`user_id`) REFERENCES `auth_user` (`id`);
 ALTER TABLE `auth_user_user_permissions` ADD CONSTRAINT `auth_user_user_permi_permission_id_1fbb5f2c_fk_auth_perm` FOREIGN KEY (`permission_id`) REFERENCES `auth_permission` (`id`);
---
--- Create model LogEntry
---
-CREATE TABLE `django_admin_log` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY KEY, `action_time` datetime(6) NOT NULL, `object_id` longtext NULL, `object_repr` varchar(200) NOT NULL, `action_flag` smallint UNSIGNED NOT NULL CHECK (`action_flag` >= 0), `change_message` longtext NOT NULL, `content_type_id` integer NULL, `user_id` integer NOT NULL);
-ALTER TABLE `django_admin_log` ADD CONSTRAINT `django_admin_log_content_type_id_c4bce8eb_fk_django_co` FOREIGN KEY (`content_type_id`) REFERENCES `django_content_type` (`id`);
-ALTER TABLE `django_admin_log` ADD CONSTRAINT `django_admin_log_user_id_c564eba6_fk_auth_user_id` FOREIGN KEY (`user_id`) REFERENCES `auth_user` (`id`);
---
--- Alter field action_time on logentry
---
--- (no-op)
---
--- Alter field action_flag on logentry
---
--- (no-op)
---
--- Create model CommandEvent
---
-CREATE TABLE `audit_commandevent` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `host` varchar(253) NOT NULL, `user` varchar(64) NOT NULL, `source` varchar(255) NOT NULL, `cwd` varchar(1024) NOT NULL, `command` longtext NOT NULL, `event_time` datetime(6) NOT NULL, `received_at` datetime(6) NOT NULL, `seq` bigint UNSIGNED NOT NULL CHECK (`seq` >= 0), CONSTRAINT `uniq_event_host_seq` UNIQUE (`host`, `seq`));
-CREATE INDEX `event_host_time_idx` ON `audit_commandevent` (`host`, `event_time` DESC);
-CREATE INDEX `event_time_idx` ON `audit_commandevent` (`event_time` DESC);
-CREATE INDEX `event_user_idx` ON `audit_commandevent` (`user`, `event_time` DESC);
---
--- Change Meta options on contenttype
---
--- (no-op)
---
--- Alter field name on contenttype
---
-ALTER TABLE `django_content_type` MODIFY `name` varchar(100) NULL;
---
--- Raw Python operation
---
--- THIS OPERATION CANNOT BE WRITTEN AS SQL
---
--- Remove field name from contenttype
---
-ALTER TABLE `django_content_type` DROP COLUMN `name`;
 --
 -- Alter field name on permission
 --
@@ -114,36 +116,70 @@ ALTER TABLE `auth_group` MODIFY `name` varchar(150) NOT NULL;
 --
 ALTER TABLE `auth_user` MODIFY `first_name` varchar(150) NOT NULL;
 --
--- Create model FunctionCategory
+-- Create model Grant
 --
-CREATE TABLE `inventory_functioncategory` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `name` varchar(100) NOT NULL UNIQUE);
+CREATE TABLE `access_grant` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `app_category_id` bigint NULL, `group_id` integer NOT NULL, `module_id` integer UNSIGNED NULL, CONSTRAINT `uniq_grant` UNIQUE (`group_id`, `module_id`, `app_category_id`));
+ALTER TABLE `access_grant` ADD CONSTRAINT `access_grant_app_category_id_8a55b882_fk_inventory` FOREIGN KEY (`app_category_id`) REFERENCES `inventory_appcategory` (`id`);
+ALTER TABLE `access_grant` ADD CONSTRAINT `access_grant_group_id_fca507ea_fk_auth_group_id` FOREIGN KEY (`group_id`) REFERENCES `auth_group` (`id`);
+ALTER TABLE `access_grant` ADD CONSTRAINT `access_grant_module_id_6301bcfc_fk_modules_moduledefinition_id` FOREIGN KEY (`module_id`) REFERENCES `modules_moduledefinition` (`id`);
 --
--- Create model AppCategory
+-- Create model LogEntry
 --
-CREATE TABLE `inventory_appcategory` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `name` varchar(100) NOT NULL, `function_id` bigint NOT NULL);
+CREATE TABLE `django_admin_log` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY KEY, `action_time` datetime(6) NOT NULL, `object_id` longtext NULL, `object_repr` varchar(200) NOT NULL, `action_flag` smallint UNSIGNED NOT NULL CHECK (`action_flag` >= 0), `change_message` longtext NOT NULL, `content_type_id` integer NULL, `user_id` integer NOT NULL);
+ALTER TABLE `django_admin_log` ADD CONSTRAINT `django_admin_log_content_type_id_c4bce8eb_fk_django_co` FOREIGN KEY (`content_type_id`) REFERENCES `django_content_type` (`id`);
+ALTER TABLE `django_admin_log` ADD CONSTRAINT `django_admin_log_user_id_c564eba6_fk_auth_user_id` FOREIGN KEY (`user_id`) REFERENCES `auth_user` (`id`);
 --
--- Create model Server
+-- Alter field action_time on logentry
 --
-CREATE TABLE `inventory_server` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `hostname` varchar(253) NOT NULL UNIQUE, `lan_ip` char(39) NOT NULL UNIQUE, `wan_ip` char(39) NULL, `os` varchar(100) NOT NULL, `ssh_port` integer UNSIGNED NOT NULL CHECK (`ssh_port` >= 0), `ssh_user` varchar(64) NOT NULL, `zone` varchar(64) NOT NULL, `enabled` bool NOT NULL, `notes` longtext NOT NULL, `app_category_id` bigint NOT NULL);
+-- (no-op)
 --
--- Create constraint uniq_app_category_name on model appcategory
+-- Alter field action_flag on logentry
 --
-ALTER TABLE `inventory_appcategory` ADD CONSTRAINT `uniq_app_category_name` UNIQUE (`function_id`, `name`);
-ALTER TABLE `inventory_appcategory` ADD CONSTRAINT `inventory_appcategor_function_id_3724f53c_fk_inventory` FOREIGN KEY (`function_id`) REFERENCES `inventory_functioncategory` (`id`);
-ALTER TABLE `inventory_server` ADD CONSTRAINT `inventory_server_app_category_id_f37ec3f3_fk_inventory` FOREIGN KEY (`app_category_id`) REFERENCES `inventory_appcategory` (`id`);
-CREATE INDEX `inventory_server_zone_86222e67` ON `inventory_server` (`zone`);
+-- (no-op)
 --
--- Create model ModuleDefinition
+-- Create model CommandEvent
 --
-CREATE TABLE `modules_moduledefinition` (`id` integer UNSIGNED NOT NULL PRIMARY KEY CHECK (`id` >= 0), `name` varchar(100) NOT NULL, `caption` longtext NOT NULL, `backends` json NOT NULL, `params_schema` json NOT NULL, `enabled` bool NOT NULL, `created_at` datetime(6) NOT NULL, `updated_at` datetime(6) NOT NULL);
+CREATE TABLE `audit_commandevent` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `host` varchar(253) NOT NULL, `user` varchar(64) NOT NULL, `source` varchar(255) NOT NULL, `cwd` varchar(1024) NOT NULL, `command` longtext NOT NULL, `event_time` datetime(6) NOT NULL, `received_at` datetime(6) NOT NULL, `seq` bigint UNSIGNED NOT NULL CHECK (`seq` >= 0), CONSTRAINT `uniq_event_host_seq` UNIQUE (`host`, `seq`));
+CREATE INDEX `event_host_time_idx` ON `audit_commandevent` (`host`, `event_time` DESC);
+CREATE INDEX `event_time_idx` ON `audit_commandevent` (`event_time` DESC);
+CREATE INDEX `event_user_idx` ON `audit_commandevent` (`user`, `event_time` DESC);
+--
+-- Create model Token
+--
+CREATE TABLE `authtoken_token` (`key` varchar(40) NOT NULL PRIMARY KEY, `created` datetime(6) NOT NULL, `user_id` integer NOT NULL UNIQUE);
+ALTER TABLE `authtoken_token` ADD CONSTRAINT `authtoken_token_user_id_35299eff_fk_auth_user_id` FOREIGN KEY (`user_id`) REFERENCES `auth_user` (`id`);
+--
+-- Change Meta options on token
+--
+-- (no-op)
+--
+-- Alter field created on token
+--
+-- (no-op)
+--
+-- Alter field key on token
+--
+-- (no-op)
+--
+-- Alter field user on token
+--
+-- (no-op)
+--
+-- Create proxy model TokenProxy
+--
+-- (no-op)
+--
+-- Change Meta options on tokenproxy
+--
+-- (no-op)
 --
 -- Create model Job
 --
-CREATE TABLE `jobs_job` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `requested_by` varchar(150) NOT NULL, `client` varchar(100) NOT NULL, `targets` json NOT NULL, `params` json NOT NULL, `rollout` json NULL, `rollout_stop` longtext NOT NULL, `backend` varchar(20) NOT NULL, `timeout` double precision NULL, `status` varchar(12) NOT NULL, `error` longtext NOT NULL, `created_at` datetime(6) NOT NULL, `started_at` datetime(6) NULL, `finished_at` datetime(6) NULL, `module_id` integer UNSIGNED NOT NULL);
+CREATE TABLE `jobs_job` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `requested_by` varchar(150) NOT NULL, `client` varchar(100) NOT NULL, `targets` json NOT NULL, `params` json NOT NULL, `rollout` json NULL, `rollout_stop` longtext NOT NULL, `backend` varchar(20) NOT NULL, `daemon` varchar(100) NOT NULL, `timeout` double precision NULL, `status` varchar(12) NOT NULL, `error` longtext NOT NULL, `created_at` datetime(6) NOT NULL, `started_at` datetime(6) NULL, `finished_at` datetime(6) NULL, `module_id` integer UNSIGNED NOT NULL);
 --
 -- Create model HostResult
 --
-CREATE TABLE `jobs_hostresult` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `host` varchar(253) NOT NULL, `status` varchar(12) NOT NULL, `rc` integer NULL, `stdout` longtext NOT NULL, `stderr` longtext NOT NULL, `duration` double precision NOT NULL, `truncated` bool NOT NULL, `updated_at` datetime(6) NOT NULL, `job_id` bigint NOT NULL);
+CREATE TABLE `jobs_hostresult` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `host` varchar(253) NOT NULL, `status` varchar(12) NOT NULL, `rc` integer NULL, `stdout` longtext NOT NULL, `stderr` longtext NOT NULL, `duration` double precision NOT NULL, `truncated` bool NOT NULL, `seq` integer UNSIGNED NOT NULL CHECK (`seq` >= 0), `updated_at` datetime(6) NOT NULL, `job_id` bigint NOT NULL);
 --
 -- Create index job_created_idx on field(s) -created_at of model job
 --
@@ -165,11 +201,16 @@ CREATE INDEX `job_user_idx` ON `jobs_job` (`requested_by`, `created_at` DESC);
 --
 CREATE INDEX `result_host_idx` ON `jobs_hostresult` (`host`, `job_id`);
 --
+-- Create index result_job_seq_idx on field(s) job, seq of model hostresult
+--
+CREATE INDEX `result_job_seq_idx` ON `jobs_hostresult` (`job_id`, `seq`);
+--
 -- Create constraint uniq_result_job_host on model hostresult
 --
 ALTER TABLE `jobs_hostresult` ADD CONSTRAINT `uniq_result_job_host` UNIQUE (`job_id`, `host`);
 ALTER TABLE `jobs_job` ADD CONSTRAINT `jobs_job_module_id_6e2a9faa_fk_modules_moduledefinition_id` FOREIGN KEY (`module_id`) REFERENCES `modules_moduledefinition` (`id`);
 CREATE INDEX `jobs_job_requested_by_f4b18dc6` ON `jobs_job` (`requested_by`);
+CREATE INDEX `jobs_job_daemon_2c0761da` ON `jobs_job` (`daemon`);
 ALTER TABLE `jobs_hostresult` ADD CONSTRAINT `jobs_hostresult_job_id_30cbb88e_fk_jobs_job_id` FOREIGN KEY (`job_id`) REFERENCES `jobs_job` (`id`);
 --
 -- Create model Session

@@ -96,8 +96,7 @@ def inventory(db) -> Inventory:
     from omserverweb.jobs.recorder import ensure_module
 
     for module in ModuleRegistry(BASE_DIR / "modules", "saltstack").all():
-        ensure_module(module.id, module.name, module.caption, module.params,
-                      list(module.backends))
+        ensure_module(module.id, module.name, module.caption, module.params, list(module.backends))
     linux_web = FunctionCategory.objects.create(name="Linux.Web")
     www = AppCategory.objects.create(function=linux_web, name="www.example.com")
     bbs = AppCategory.objects.create(function=linux_web, name="bbs.example.com")
@@ -152,8 +151,12 @@ def salt_daemon_for_web(salt_lab, tmp_path_factory, test_database_url):
     """A daemon on the Salt lab that records into the test database."""
     from tests.daemon_process import running_daemon
 
-    env = {**salt_lab.settings(), "OMSERVER_DAEMON_NAME": "web-tests",
-           "OMSERVER_SALT_TIMEOUT": "10", "OMSERVER_SALT_GATHER_JOB_TIMEOUT": "10"}
+    env = {
+        **salt_lab.settings(),
+        "OMSERVER_DAEMON_NAME": "web-tests",
+        "OMSERVER_SALT_TIMEOUT": "10",
+        "OMSERVER_SALT_GATHER_JOB_TIMEOUT": "10",
+    }
     with running_daemon(
         tmp_path_factory.mktemp("web-daemon"), env, database_url=test_database_url
     ) as daemon:

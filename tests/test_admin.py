@@ -63,8 +63,9 @@ def test_job_detail_shows_host_results(alice: Client, demo: Job) -> None:
 
 def test_deleting_a_category_with_servers_is_refused_in_admin(alice: Client, demo: Job) -> None:
     app = AppCategory.objects.get()
-    response = alice.post(reverse("admin:inventory_appcategory_delete", args=[app.pk]),
-                          {"post": "yes"})
+    response = alice.post(
+        reverse("admin:inventory_appcategory_delete", args=[app.pk]), {"post": "yes"}
+    )
     assert response.status_code == 200
     assert "Cannot delete" in response.content.decode()
     assert AppCategory.objects.filter(pk=app.pk).exists()

@@ -101,8 +101,9 @@ def test_users_see_their_own_jobs_and_operators_all(bob, alice, charlie) -> None
 
 
 def test_job_filters(alice, inventory) -> None:
-    job = Job.objects.create(module_id=1003, requested_by="bob", client="web",
-                             targets=["lab-minion-1"], status="failed")
+    job = Job.objects.create(
+        module_id=1003, requested_by="bob", client="web", targets=["lab-minion-1"], status="failed"
+    )
     HostResult.objects.create(job=job, host="lab-minion-1", status="failed", seq=1)
     Job.objects.create(module_id=1001, requested_by="alice", client="web", targets=[])
     client = api_as(alice)
@@ -125,8 +126,13 @@ def test_inventory_writes_need_model_permissions(bob, alice, inventory) -> None:
 
 
 def test_module_writes_need_model_permissions(bob, alice) -> None:
-    module = {"id": 2001, "name": "uptime", "caption": "", "backends": ["saltstack"],
-              "params_schema": []}
+    module = {
+        "id": 2001,
+        "name": "uptime",
+        "caption": "",
+        "backends": ["saltstack"],
+        "params_schema": [],
+    }
     assert api_as(bob).post("/api/modules/", module, format="json").status_code == 403
     assert api_as(alice).post("/api/modules/", module, format="json").status_code == 201
 
@@ -177,8 +183,7 @@ def test_running_is_a_post_never_a_get(bob) -> None:
 def test_session_calls_need_the_csrf_token(bob) -> None:
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(bob)
-    response = client.post("/api/jobs/", {"module": 1003, "servers": [WWW_HOSTS[0]]},
-                           format="json")
+    response = client.post("/api/jobs/", {"module": 1003, "servers": [WWW_HOSTS[0]]}, format="json")
     assert response.status_code == 403
     assert "CSRF" in str(response.data)
 
@@ -217,15 +222,14 @@ def test_run_through_the_daemon_records_each_host(bob, web_daemon) -> None:
 @pytest.mark.salt
 def test_rerun_on_a_subset_and_cancel(bob, charlie, web_daemon) -> None:
     client = api_as(bob)
-    first = client.post("/api/jobs/", {"module": 1003, "servers": list(WWW_HOSTS)},
-                        format="json").data
+    first = client.post(
+        "/api/jobs/", {"module": 1003, "servers": list(WWW_HOSTS)}, format="json"
+    ).data
     finished(client, first["id"])
-    again = client.post(f"/api/jobs/{first['id']}/rerun/", {"hosts": [WWW_HOSTS[1]]},
-                        format="json")
+    again = client.post(f"/api/jobs/{first['id']}/rerun/", {"hosts": [WWW_HOSTS[1]]}, format="json")
     assert again.status_code == 201
     assert finished(client, again.data["id"])["targets"] == [WWW_HOSTS[1]]
-    outsider = client.post(f"/api/jobs/{first['id']}/rerun/", {"hosts": ["bbs-01"]},
-                           format="json")
+    outsider = client.post(f"/api/jobs/{first['id']}/rerun/", {"hosts": ["bbs-01"]}, format="json")
     assert outsider.status_code == 400
     assert api_as(charlie).post(f"/api/jobs/{first['id']}/cancel/").status_code == 404
     done = client.post(f"/api/jobs/{first['id']}/cancel/")

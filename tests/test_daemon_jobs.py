@@ -128,7 +128,11 @@ def test_a_job_past_its_timeout_reads_timeout(client, targets) -> None:
 def test_rollout_stops_after_the_canary_fails(client, targets) -> None:
     canary = targets[0]["hostname"]
     state = client.run(
-        9103, targets, {"fail_on": canary}, timeout=60, check=False,
+        9103,
+        targets,
+        {"fail_on": canary},
+        timeout=60,
+        check=False,
         rollout={"canary": 1, "batch_size": 1, "max_failure_ratio": 0},
     )
     assert state["status"] == "failed"
@@ -142,7 +146,11 @@ def test_rollout_stops_after_the_canary_fails(client, targets) -> None:
 def test_rollout_goes_on_while_failures_stay_under_the_limit(client, targets) -> None:
     last = targets[-1]["hostname"]
     state = client.run(
-        9103, targets, {"fail_on": last}, timeout=60, check=False,
+        9103,
+        targets,
+        {"fail_on": last},
+        timeout=60,
+        check=False,
         rollout={"canary": 1, "batch_size": 1, "max_failure_ratio": 0},
     )
     assert state["status"] == "partial"

@@ -35,17 +35,42 @@ def test_mysql_schema_file_matches_the_migrations(
 
 def test_schema_file_declares_the_console_indexes(settings) -> None:
     schema = (settings.BASE_DIR / SCHEMA_FILE).read_text()
-    for index in ("job_created_idx", "job_status_idx", "job_module_idx", "job_user_idx",
-                  "result_host_idx", "event_host_time_idx", "uniq_event_host_seq"):
+    for index in (
+        "job_created_idx",
+        "job_status_idx",
+        "job_module_idx",
+        "job_user_idx",
+        "result_host_idx",
+        "event_host_time_idx",
+        "uniq_event_host_seq",
+    ):
         assert f"`{index}`" in schema
 
 
 @pytest.mark.django_db
 def test_demo_data_loads(settings) -> None:
     call_command("loaddata", settings.BASE_DIR / "sql" / "demo-data.json", verbosity=0)
-    assert sorted(ModuleDefinition.objects.values_list("id", flat=True)) == list(
-        range(1001, 1008)
-    )
+    assert sorted(ModuleDefinition.objects.values_list("id", flat=True)) == list(range(1001, 1008))
     assert AppCategory.objects.count() == 2
     assert Server.objects.count() == 4
     assert all(s.app_category_id for s in Server.objects.all())
+
+
+def test_demo_module_definitions_match_their_mid_files(settings) -> None:
+    """The console's definitions of 1001-1007 describe what the files really take."""
+    import json
+
+    from omserver.loader import ModuleRegistry
+
+    registry = ModuleRegistry(settings.BASE_DIR / "modules", "saltstack")
+    fixture = json.loads((settings.BASE_DIR / "sql" / "demo-data.json").read_text())
+    definitions = [e for e in fixture if e["model"] == "modules.moduledefinition"]
+    assert [d["pk"] for d in definitions] == list(range(1001, 1008))
+    for definition in definitions:
+        module = registry.get(definition["pk"])
+        fields = definition["fields"]
+        assert (fields["name"], fields["caption"], fields["params_schema"]) == (
+            module.name,
+            module.caption,
+            module.params,
+        ), module.id

@@ -29,8 +29,13 @@ def concrete(route: str, ids: dict[str, str]) -> str | None:
     """A real path for a route, its parameters filled with existing ids."""
     path = route.replace("\\.(?P<format>[a-z0-9]+)/?", ".json")
     for name, value in ids.items():
-        for form in (f"(?P<{name}>[^/.]+)", f"(?P<{name}>.+)", f"<int:{name}>",
-                     f"<path:{name}>", f"<{name}>"):
+        for form in (
+            f"(?P<{name}>[^/.]+)",
+            f"(?P<{name}>.+)",
+            f"<int:{name}>",
+            f"<path:{name}>",
+            f"<{name}>",
+        ):
             path = path.replace(form, value)
     path = path.replace("^", "").replace("$", "").replace("\\Z", "")
     if "<" in path or "(?" in path or "[" in path:
@@ -40,11 +45,21 @@ def concrete(route: str, ids: dict[str, str]) -> str | None:
 
 @pytest.fixture
 def everything(alice, inventory) -> dict[str, str]:
-    job = Job.objects.create(module_id=1003, requested_by="alice", client="web",
-                             targets=["lab-minion-1"], status="succeeded")
+    job = Job.objects.create(
+        module_id=1003,
+        requested_by="alice",
+        client="web",
+        targets=["lab-minion-1"],
+        status="succeeded",
+    )
     HostResult.objects.create(job=job, host="lab-minion-1", status="ok", stdout=SECRET, seq=1)
-    event = CommandEvent.objects.create(host="bbs-01", user="root", command="tail -n 1 /root/.ssh",
-                                        event_time="2026-11-21T00:00:00Z", seq=1)
+    event = CommandEvent.objects.create(
+        host="bbs-01",
+        user="root",
+        command="tail -n 1 /root/.ssh",
+        event_time="2026-11-21T00:00:00Z",
+        seq=1,
+    )
     return {
         "pk": str(job.pk),
         "object_id": str(inventory.bbs_server.pk),
@@ -63,8 +78,15 @@ def paths(ids: dict[str, str]) -> list[str]:
 
 def test_the_walk_covers_the_console_and_api(everything) -> None:
     walked = paths(everything)
-    for expected in ("/", "/jobs/", f"/jobs/{everything['pk']}/", "/modules/", "/api/jobs/",
-                     f"/api/jobs/{everything['pk']}/results/", "/inventory/import/"):
+    for expected in (
+        "/",
+        "/jobs/",
+        f"/jobs/{everything['pk']}/",
+        "/modules/",
+        "/api/jobs/",
+        f"/api/jobs/{everything['pk']}/results/",
+        "/inventory/import/",
+    ):
         assert expected in walked
     assert len(walked) > 60
 
@@ -80,7 +102,9 @@ def test_anonymous_users_get_no_data_and_no_errors(everything) -> None:
                 assert not any(m in body for m in MARKERS), path
             else:
                 assert response.status_code in {301, 302, 400, 401, 403, 404, 405}, (
-                    path, response.status_code)
+                    path,
+                    response.status_code,
+                )
 
 
 def test_a_user_without_grants_gets_no_data_and_no_errors(everything, charlie) -> None:
