@@ -123,7 +123,7 @@ def serve(config: Config) -> None:
             keys.path,
         )
     registry, engine = build_engine(config)
-    execution.warm_up()
+    execution.warm_up(config)
     engine.start()
     gate = Gate(
         keys,

@@ -57,15 +57,19 @@ def running_daemon(
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     address = (env or {}).get("OMSERVER_DAEMON_ADDRESS") or f"127.0.0.1:{free_port()}"
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMSERVER_CONFIG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
     environ = {
-        **os.environ,
+        **inherited,  # a config file, if any, comes only from ``env``
         "OMSERVER_PATHS_DATA_DIR": str(data_dir),
         "OMSERVER_DAEMON_ADDRESS": address,
         "OMSERVER_DAEMON_LOG_LEVEL": "info",
         "OMSERVER_DATABASE_URL": database_url,
         **(env or {}),
     }
-    environ.pop("OMSERVER_CONFIG", None)
     daemon = RunningDaemon(
         address,
         data_dir,

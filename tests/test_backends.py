@@ -7,6 +7,8 @@ import os
 import stat
 from pathlib import Path
 
+from omserver.config import Config
+from omserver.sdk import Target
 from tests.lab.fixtures import BackendLab
 from tests.lab.runs import run_steps
 from tests.lab.service import LabService
@@ -184,3 +186,12 @@ def test_a_stopped_host_is_reported_within_the_job_timeout(backend_lab: BackendL
     assert run.elapsed < 15
     again = run_steps(backend_lab.config(), backend_lab.targets, cmd("echo", str(os.getpid())))
     assert {r.stdout for r in again.final.values()} == {str(os.getpid())}  # it is back
+
+
+def test_ansibles_local_connection_runs_on_the_control_node() -> None:
+    """``ansible.connection = local``: no SSH at all, for a daemon on the host it manages."""
+    config = Config({"OMSERVER_DAEMON_BACKEND": "ansible", "OMSERVER_ANSIBLE_CONNECTION": "local"})
+    targets = [Target("local-1", "127.0.0.1"), Target("local-2", "127.0.0.1")]
+    run = run_steps(config, targets, cmd("sh", "-c", "echo $OMLAB_HOST-$$"))
+    assert {r.status for r in run.final.values()} == {"ok"}
+    assert len({r.stdout for r in run.final.values()}) == 2  # two runs, one per host

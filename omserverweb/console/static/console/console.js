@@ -69,9 +69,9 @@ function buildModules() {
     const module = currentModule();
     $("module-caption").textContent = module?.caption ?? "";
     paramForm = renderParamForm($("param-form"), module?.params ?? []);
-    $("param-form").addEventListener("input", update);
     update();
   });
+  $("param-form").addEventListener("input", update);
 }
 
 const currentModule = () => data.modules.find((m) => String(m.id) === $("module-picker").value);
@@ -94,8 +94,9 @@ function update() {
 
 async function run(servers, params, module) {
   $("run-error").textContent = "";
+  $("run").disabled = true; // one click, one job
   try {
-    const job = await api("jobs/", { method: "POST", body: { module: module.id, servers, params } });
+    const job = await api("jobs/", { method: "POST", body: { module: module.id, servers, params } }).finally(update);
     view?.stop();
     view = new JobView($("results"), job.id, {
       onRerun: (hosts) => run(hosts, params, module),

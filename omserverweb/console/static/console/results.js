@@ -73,7 +73,7 @@ function groupResults(results) {
 }
 
 function outputBlock(result) {
-  const text = result.stdout + (result.stderr ? `\n${result.stderr}` : "");
+  const text = [result.stdout, result.stderr].filter(Boolean).join("\n");
   const pre = el("pre", { className: "output" });
   const long = text.length > PREVIEW_CHARS;
   pre.textContent = long ? text.slice(0, PREVIEW_CHARS) : text;
@@ -112,7 +112,9 @@ function hostBlock(result) {
     el("span", { className: "muted", textContent: `rc=${result.rc ?? "—"} · ${result.duration.toFixed(2)} s` }),
   );
   if (result.truncated) head.append(el("span", { className: "badge status-partial", textContent: gettext("truncated") }));
-  return el("article", { className: `host-result status-${result.status}`, id: `host-${result.host}` }, head, ...outputBlock(result));
+  const [tools, pre] = outputBlock(result);
+  head.append(tools); // in the head row: a floated toolbar would narrow the output's first lines
+  return el("article", { className: `host-result status-${result.status}`, id: `host-${result.host}` }, head, pre);
 }
 
 export class JobView {

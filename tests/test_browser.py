@@ -1,0 +1,456 @@
+"""The console in headless Chromium, against the live web app and a real daemon on Salt.
+
+bob logs in through the form, picks servers and a module, runs it and follows
+the job into the history; host output, names and captions stay text; a 1 MiB
+output leaves the page responsive; a stopped daemon is said plainly; the
+language selector switches to Simplified Chinese and back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from omserver.config import BASE_DIR
+from tests.conftest import WWW_HOSTS
+from tests.daemon_process import RunningDaemon, running_daemon
+from tests.lab.salt import SaltLab
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+TIMEOUT_MS = 60_000  # generous: a loaded 2-core machine runs Salt, MariaDB and Chromium at once
+SCREENSHOTS = BASE_DIR / "test-artifacts" / "screenshots"
+PASSWORD = "bob-password-1"
+PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+LOG_LINES = [f"lab log line {n:02d}: service {n % 3} ok" for n in range(1, 13)]
+PREVIEW_CHARS = 64 * 1024  # results.js shows this much until "Expand"
+
+
+# -- the browser ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the module."""
+    with pytest.MonkeyPatch.context() as patch:
+        # Playwright's sync API keeps an asyncio loop running in this thread, so Django
+        # takes every ORM call made here (fixtures, test bodies) for one from async
+        # code and raises SynchronousOnlyOperation. Nothing here is async; the live
+        # server answers from its own threads, where no loop runs.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            expect.set_options(timeout=TIMEOUT_MS)
+            yield chromium
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server) -> Iterator[Page]:
+    """A fresh browser context on the live server; fails the test on an uncaught JS error."""
+    context = browser.new_context(base_url=live_server.url, locale="en-US")
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def log_in(page: Page, username: str = "bob", password: str = PASSWORD) -> None:
+    """Through the login form, as a person would."""
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("header .who")).to_have_text(username)
+
+
+def pick(page: Page, category: str, module_id: int, **params: object) -> None:
+    """Select a whole application category, then a module and its parameters."""
+    page.locator("details.app", has_text=category).locator("summary input").check()
+    page.locator("#module-picker").select_option(str(module_id))
+    for name, value in params.items():
+        page.locator(f"#param-form [name={name}]").fill(str(value))
+
+
+def job_id_in_results(page: Page) -> int:
+    return int(page.locator("#results .job-head a").inner_text().lstrip("#"))
+
+
+def host_block(page: Page, host: str) -> Locator:
+    name = page.locator("strong.host", has_text=re.compile(f"^{re.escape(host)}$"))
+    return page.locator("#results article.host-result").filter(has=name)
+
+
+def expect_host(page: Page, host: str, status: str, output: str) -> None:
+    """The host's block shows ``status`` and exactly ``output``."""
+    block = host_block(page, host)
+    expect(block.locator(".host-head .badge").first).to_have_text(status)
+    assert block.locator("pre.output").text_content() == output
+
+
+def new_job_url(page: Page, old: int) -> int:
+    """Wait until the page moved to another job's page; its id."""
+    expect(page).not_to_have_url(re.compile(rf"/jobs/{old}/$"))
+    expect(page).to_have_url(re.compile(r"/jobs/\d+/$"))
+    return int(re.search(r"/jobs/(\d+)/$", page.url).group(1))
+
+
+def fact(page: Page, term: str) -> Locator:
+    """The <dd> after the <dt> named ``term`` on a job page."""
+    return page.locator(f"dl.facts dt:text-is('{term}') + dd")
+
+
+def assert_nothing_ran(page: Page) -> None:
+    """No injected element exists and no injected code ran."""
+    assert page.locator("main img").count() == 0
+    injected = (
+        "[...document.scripts].filter(s => s.text.includes('__pwned')"
+        " && s.type !== 'application/json').length"
+    )
+    assert page.evaluate(injected) == 0
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+
+
+# -- a daemon whose module 1001 reads a log file the test writes ------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file module 1001 reads on every lab host; each test writes what it needs."""
+    return tmp_path_factory.mktemp("lab-log") / "system.log"
+
+
+@pytest.fixture(scope="module")
+def browser_daemon(
+    salt_lab: SaltLab, tmp_path_factory: pytest.TempPathFactory, test_database_url: str, lab_log
+) -> Iterator[RunningDaemon]:
+    config = f"[module.1001]\nlog_files = [{json.dumps(str(lab_log))}]\n"
+    env = {
+        **salt_lab.settings(),
+        "OMSERVER_DAEMON_NAME": "browser-tests",
+        # A stopped minion is known after timeout + gather_job_timeout (~10 s here).
+        "OMSERVER_SALT_TIMEOUT": "5",
+        "OMSERVER_SALT_GATHER_JOB_TIMEOUT": "5",
+    }
+    folder = tmp_path_factory.mktemp("browser-daemon")
+    (folder / "omserver.toml").write_text(config)
+    env["OMSERVER_CONFIG"] = str(folder / "omserver.toml")
+    with running_daemon(folder, env, database_url=test_database_url) as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def console_daemon(browser_daemon: RunningDaemon, settings, transactional_db) -> RunningDaemon:
+    """Point the web console (the live server) at the browser tests' daemon."""
+    settings.DAEMON_ADDRESS = browser_daemon.address
+    settings.DAEMON_CLIENT_ID = "web"
+    settings.DAEMON_CLIENT_KEY = browser_daemon.issued["web"]
+    return browser_daemon
+
+
+@pytest.fixture
+def second_minion_down(salt_lab: SaltLab) -> Iterator[Callable[[], None]]:
+    """Stop lab-minion-2; the test calls the returned function to start it again."""
+    host = WWW_HOSTS[1]
+    salt_lab.stop_minion(host)
+    up = False
+
+    def start_again() -> None:
+        nonlocal up
+        salt_lab.start_minion(host)  # waits until it answers test.ping
+        up = True
+
+    yield start_again
+    if not up:
+        start_again()
+
+
+# -- running a module from the console ---------------------------------------------------------
+
+
+@pytest.mark.salt
+def test_bob_runs_a_module_on_a_category_and_finds_it_in_the_history(
+    page: Page, bob, console_daemon: RunningDaemon, lab_log: Path
+) -> None:
+    from omserverweb.jobs.models import Job
+
+    lab_log.write_text("".join(f"{line}\n" for line in LOG_LINES))
+    last_five = "\n".join(LOG_LINES[-5:])
+    log_in(page)
+    pick(page, "www.example.com", 1001, lines=5)
+    expect(page.locator("#selected-count")).to_have_text("2")
+    expect(page.locator("#preview")).to_contain_text("lines=5")
+    expect(page.locator("#preview")).to_contain_text(", ".join(WWW_HOSTS))
+    screenshot(page, "console")
+
+    page.get_by_role("button", name="Run", exact=True).dblclick()  # runs once
+    expect(page.locator("#results .job-head .badge")).to_have_text("succeeded")
+    expect(page.locator("#results .progress-text")).to_have_text("2 of 2 hosts")
+    for host in WWW_HOSTS:
+        expect_host(page, host, "ok", last_five)
+    expect(page.locator("#results .summary")).to_contain_text("2 hosts: identical output")
+    expect(page.locator("#run-error")).to_be_empty()
+    screenshot(page, "console-run-finished")
+    job_id = job_id_in_results(page)
+
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    row = page.locator("table.grid tbody tr").filter(
+        has=page.get_by_role("link", name=str(job_id), exact=True)
+    )
+    expect(row).to_contain_text("succeeded")
+    expect(row).to_contain_text("1001")
+    expect(row.locator("td").nth(3)).to_have_text("bob")
+    row.get_by_role("link", name=str(job_id), exact=True).click()
+
+    expect(page).to_have_url(re.compile(rf"/jobs/{job_id}/$"))
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(page.locator("#cancel")).to_be_hidden()  # nothing left to cancel
+    expect(fact(page, "Targets")).to_have_text(", ".join(WWW_HOSTS))
+    expect(fact(page, "Parameters")).to_contain_text("lines=5")
+    expect(page.locator("#results .progress-text")).to_have_text("2 of 2 hosts")
+    for host in WWW_HOSTS:
+        expect_host(page, host, "ok", last_five)
+    screenshot(page, "job-page")
+    assert list(Job.objects.values_list("pk", flat=True)) == [job_id]
+
+
+@pytest.mark.salt
+def test_a_host_that_fails_is_grouped_apart_and_re_run_alone(
+    page: Page,
+    bob,
+    console_daemon: RunningDaemon,
+    lab_log: Path,
+    second_minion_down: Callable[[], None],
+) -> None:
+    from omserverweb.jobs.models import Job
+
+    lab_log.write_text("".join(f"{line}\n" for line in LOG_LINES))
+    last_five = "\n".join(LOG_LINES[-5:])
+    up, down = WWW_HOSTS
+    log_in(page)
+    pick(page, "www.example.com", 1001, lines=5)
+    page.get_by_role("button", name="Run", exact=True).click()
+
+    expect(page.locator("#results .job-head .badge")).to_have_text("partial")
+    expect(page.locator("#results .progress-text")).to_have_text("2 of 2 hosts")
+    expect_host(page, up, "ok", last_five)
+    expect(host_block(page, down).locator(".host-head .badge").first).to_have_text("unreachable")
+    summary = page.locator("#results .summary")
+    expect(summary.locator("p")).to_have_text("ok 1 hosts: identical output")
+    expect(summary.locator("details.differs summary")).to_have_text(
+        f"unreachable 1 host(s) differ: {down}"
+    )
+    screenshot(page, "console-run-one-host-down")
+    first = job_id_in_results(page)
+
+    second_minion_down()  # the host is back: re-run where it failed, from the console
+    page.get_by_role("button", name="Re-run on the 1 failed or differing host(s)").click()
+    expect(page.locator("#results .job-head a")).not_to_have_text(f"#{first}")
+    expect(page.locator("#results .job-head .badge")).to_have_text("succeeded")
+    expect(page.locator("#results .progress-text")).to_have_text("1 of 1 hosts")
+    expect(page.locator("#results article.host-result")).to_have_count(1)
+    expect_host(page, down, "ok", last_five)
+    assert Job.objects.get(pk=job_id_in_results(page)).targets == [down]
+
+    # the same from the first job's page, through POST /api/jobs/<id>/rerun/
+    page.goto(f"/jobs/{first}/")
+    expect(page.locator("#job-status")).to_have_text("partial")
+    page.get_by_role("button", name="Re-run on the 1 failed or differing host(s)").click()
+    subset = new_job_url(page, first)
+    expect(fact(page, "Targets")).to_have_text(down)
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect_host(page, down, "ok", last_five)
+    assert Job.objects.get(pk=subset).targets == [down]
+
+    page.goto(f"/jobs/{first}/")
+    page.get_by_role("button", name="Re-run with the same parameters").click()
+    again = new_job_url(page, first)
+    expect(fact(page, "Targets")).to_have_text(", ".join(WWW_HOSTS))
+    expect(fact(page, "Parameters")).to_contain_text("lines=5")
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(page.locator("#results .summary p")).to_have_text("ok 2 hosts: identical output")
+    for host in WWW_HOSTS:
+        expect_host(page, host, "ok", last_five)
+    job = Job.objects.get(pk=again)
+    assert (job.targets, job.params, job.requested_by) == (list(WWW_HOSTS), {"lines": 5}, "bob")
+
+
+@pytest.mark.salt
+def test_a_one_mebibyte_output_per_host_leaves_the_page_responsive(
+    page: Page, bob, console_daemon: RunningDaemon, lab_log: Path
+) -> None:
+    lines = [f"{n:05d} " + "x" * 97 for n in range(10_000)]  # 104 bytes a line with "\n"
+    lab_log.write_text("".join(f"{line}\n" for line in lines))
+    full = "\n".join(lines)
+    assert 1_000_000 < len(full) < 1024 * 1024  # under modules.output_limit: nothing cut
+    log_in(page)
+    pick(page, "www.example.com", 1001, lines=10_000)
+    page.get_by_role("button", name="Run", exact=True).click()
+
+    expect(page.locator("#results .job-head .badge")).to_have_text("succeeded")
+    expect(page.locator("#results .progress-text")).to_have_text("2 of 2 hosts")
+    block = host_block(page, WWW_HOSTS[0])
+    output = block.locator("pre.output")
+    expect(output).to_have_class(re.compile(r"\bcollapsed\b"))
+    assert output.text_content() == full[:PREVIEW_CHARS]
+    expect(block.locator(".badge", has_text="truncated")).to_have_count(0)
+    screenshot(page, "console-large-output")
+
+    block.get_by_role("button", name="Expand").click()
+    expect(block.get_by_role("button", name="Collapse")).to_be_visible()
+    expect(output).not_to_have_class(re.compile(r"\bcollapsed\b"))
+    assert output.evaluate("pre => pre.textContent.length") == len(full)
+    assert output.text_content() == full
+    # still responsive: the server search filters the tree at once
+    page.locator("#server-search").fill(WWW_HOSTS[1])
+    expect(page.locator("label.server", has_text=WWW_HOSTS[0])).to_be_hidden()
+    expect(page.locator("label.server", has_text=WWW_HOSTS[1])).to_be_visible()
+    block.get_by_role("button", name="Collapse").click()
+    expect(output).to_have_class(re.compile(r"\bcollapsed\b"))
+
+
+# -- what the page shows is text ---------------------------------------------------------------
+
+
+def test_html_in_output_names_and_captions_is_shown_as_text(page: Page, bob, inventory) -> None:
+    from omserverweb.jobs.models import HostResult, Job
+    from omserverweb.modules.models import ModuleDefinition
+
+    inventory.www.name = f"www {PAYLOAD}"
+    inventory.www.save()
+    function = inventory.www.function
+    function.name = f"Linux {PAYLOAD}"
+    function.save()
+    module = ModuleDefinition.objects.get(pk=1001)
+    module.name = f"log {PAYLOAD}"
+    module.caption = f"caption {PAYLOAD}"
+    module.save()
+    forged_host = '<img src=x onerror="window.__pwned=3">'  # no Server can be named so
+    job = Job.objects.create(
+        module=module,
+        requested_by="bob",
+        client="web",
+        targets=[*WWW_HOSTS, forged_host],
+        params={"lines": PAYLOAD},
+        status="partial",
+        error=f"error {PAYLOAD}",
+    )
+    outputs = {WWW_HOSTS[0]: f"one\n{PAYLOAD}", WWW_HOSTS[1]: f"one\n{PAYLOAD}", forged_host: "two"}
+    for seq, (host, stdout) in enumerate(outputs.items(), 1):
+        HostResult.objects.create(
+            job=job,
+            host=host,
+            status="ok" if seq < 3 else "failed",
+            rc=0 if seq < 3 else 1,
+            stdout=stdout,
+            stderr="" if seq < 3 else f"stderr {PAYLOAD}",
+            seq=seq,
+        )
+
+    log_in(page)
+    expect(page.locator("#tree details.function > summary")).to_have_text(f"Linux {PAYLOAD}")
+    expect(page.locator("#tree details.app > summary")).to_contain_text(f"www {PAYLOAD}")
+    page.locator("#module-picker").select_option("1001")
+    expect(page.locator("#module-caption")).to_have_text(f"caption {PAYLOAD}")
+    expect(page.locator("#module-caption")).to_be_visible()
+    expect(page.locator("#module-picker option[value='1001']")).to_have_text(f"1001 log {PAYLOAD}")
+    assert_nothing_ran(page)
+
+    page.goto("/jobs/")
+    expect(page.locator("table.grid tbody tr").first).to_contain_text(f"1001 log {PAYLOAD}")
+    assert_nothing_ran(page)
+
+    page.goto(f"/jobs/{job.pk}/")
+    expect(page.locator("h1")).to_contain_text(f"log {PAYLOAD}")
+    expect(fact(page, "Error")).to_have_text(f"error {PAYLOAD}")
+    expect(fact(page, "Parameters")).to_contain_text(f"lines={PAYLOAD}")
+    expect(fact(page, "Targets")).to_have_text(", ".join([*WWW_HOSTS, forged_host]))
+    expect(page.locator("#results .progress-text")).to_have_text("3 of 3 hosts")
+    expect(host_block(page, WWW_HOSTS[0]).locator("pre.output")).to_have_text(f"one\n{PAYLOAD}")
+    forged = host_block(page, forged_host)
+    expect(forged.locator("strong.host")).to_have_text(forged_host)
+    expect(forged.locator("pre.output")).to_have_text(f"two\nstderr {PAYLOAD}")
+    differs = page.locator("#results details.differs")
+    expect(differs.locator("summary")).to_contain_text(f"1 host(s) differ: {forged_host}")
+    differs.locator("summary").click()
+    expect(differs.locator("pre.diff")).to_contain_text(f"- {PAYLOAD}")
+    screenshot(page, "job-page-html-as-text")
+    assert_nothing_ran(page)
+
+
+# -- the daemon stopped ------------------------------------------------------------------------
+
+
+def test_a_stopped_daemon_is_said_plainly_and_the_attempt_is_in_the_history(
+    page: Page, bob, daemon_down: str
+) -> None:
+    reason = f"master-control daemon unreachable at {daemon_down}"
+    log_in(page)
+    pick(page, "www.example.com", 1003)
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#run-error")).to_contain_text(reason)
+    expect(page.locator("#results .job-head .badge")).to_have_text("failed")
+    expect(page.locator("#results .progress-text")).to_have_text("0 of 2 hosts")
+    screenshot(page, "console-daemon-down")
+    job_id = job_id_in_results(page)
+
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    row = page.locator("table.grid tbody tr").first
+    expect(row.get_by_role("link", name=str(job_id), exact=True)).to_be_visible()
+    expect(row).to_contain_text("failed")
+    row.get_by_role("link", name=str(job_id), exact=True).click()
+    expect(page.locator("#job-status")).to_have_text("failed")
+    expect(fact(page, "Error")).to_contain_text(reason)
+    expect(fact(page, "Targets")).to_have_text(", ".join(WWW_HOSTS))
+
+
+# -- languages ---------------------------------------------------------------------------------
+
+
+def test_the_language_selector_switches_to_simplified_chinese_and_back(page: Page, bob) -> None:
+    log_in(page)
+    language = page.get_by_label("Language")
+    run = page.locator("#run")
+    select_all = page.locator("details.app summary input")
+
+    language.select_option("zh-hans")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(page.get_by_role("link", name="控制台", exact=True)).to_be_visible()
+    expect(run).to_have_text("执行")
+    expect(select_all).to_have_attribute(
+        "title", "选择此类别下的所有服务器"
+    )  # from the JS catalogue
+    screenshot(page, "console-zh-hans")
+    page.get_by_role("link", name="任务", exact=True).click()
+    expect(page.locator("h1")).to_have_text("任务历史")
+
+    page.get_by_label("语言").select_option("en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("h1")).to_have_text("Job history")
+    page.get_by_role("link", name="Console", exact=True).click()
+    expect(run).to_have_text("Run")
+    expect(select_all).to_have_attribute("title", "Select all servers of this category")
