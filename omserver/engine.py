@@ -209,8 +209,9 @@ class Engine:
 
     def _record(self, job: RunningJob, result: HostResult) -> None:
         job.seq += 1
+        first = result.host not in job.statuses
         job.statuses[result.host] = result.status
-        self.recorder.save_result(job.job_id, job.seq, result)
+        self.recorder.save_result(job.job_id, job.seq, result, first=first)
 
     def _final_status(self, job: RunningJob, deadline: float) -> str:
         if job.cancel.is_set():

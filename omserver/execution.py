@@ -5,8 +5,9 @@ So each job runs in a process of its own, forked from a ``multiprocessing``
 forkserver that imported Salt and Ansible once (the multi-threaded daemon is
 never forked itself). A couple of these processes are started ahead of need,
 each with its backend already made, so a job does not wait for Salt's or
-Ansible's set-up; each still runs exactly one job. See
-:mod:`omserver.job_process` for the inside.
+Ansible's set-up; a process whose job ended cleanly goes back to the pool for
+the next one (up to ``JOBS_PER_PROCESS``), one that was killed or whose module
+raised is replaced. See :mod:`omserver.job_process` for the inside.
 
 Semantics the daemon relies on (it upserts one row per job and host):
 
@@ -64,6 +65,7 @@ PRELOAD = [
     "ansible.plugins.strategy.linear",
 ]
 SPARES = 2  # job processes kept ready for the configuration in use
+JOBS_PER_PROCESS = 100  # then a fresh process, so that no leak can build up
 SPARE_MAX_AGE = 600.0  # seconds; an older spare is replaced rather than trusted
 KILL_GRACE = 2.0  # seconds between SIGTERM (lets Ansible stop its workers) and SIGKILL
 POLL = 0.1  # how often a waiting job looks at its cancel flag
@@ -74,6 +76,7 @@ class _JobProcess:
     process: BaseProcess
     conn: Connection  # the job goes down, messages come up
     started: float = field(default_factory=time.monotonic)
+    jobs: int = 0
 
 
 class _Spares:
@@ -96,6 +99,19 @@ class _Spares:
                     return spare
                 _discard(spare)
         return _start(config)
+
+    def give_back(self, config: Config, worker: _JobProcess) -> bool:
+        """Keep a process whose job ended cleanly for the next job; False if not kept."""
+        key = pickle.dumps(config)
+        with self._lock:
+            if key == self._key and len(self._ready) < SPARES and (worker.jobs < JOBS_PER_PROCESS):
+                self._ready.append(worker)
+                return True
+        return False
+
+    def low(self) -> bool:
+        with self._lock:
+            return not self._ready
 
     def refill(self, config: Config) -> None:
         key = pickle.dumps(config)
@@ -180,9 +196,12 @@ def execute(
         _discard(worker)
         worker = _start(config)
         worker.conn.send(job)
-    threading.Thread(target=_spares.refill, args=(config,), daemon=True).start()
+    worker.jobs += 1
+    if _spares.low():  # jobs run side by side: have the next process ready
+        threading.Thread(target=_spares.refill, args=(config,), daemon=True).start()
     latest: dict[str, HostResult] = {}
     ending: tuple[str, str] | None = None  # (status, message) for hosts left open
+    clean = False  # the process said "done" (not: killed, died, or the caller stopped early)
     try:
         for result in _stream(worker, started + timeout, cancel):
             if isinstance(result, HostResult):
@@ -191,12 +210,14 @@ def execute(
             else:
                 ending = result
                 break
+        clean = ending is None
     finally:
-        worker.conn.close()
-        if ending is None:  # it said "done": let it exit in its own time, off this path
-            threading.Thread(target=_stop, args=(worker.process,), daemon=True).start()
-        else:
+        if not clean:
+            worker.conn.close()
             _stop(worker.process, clean=False)
+        elif not _spares.give_back(config, worker):  # "done", but not needed again
+            worker.conn.close()  # it exits when its pipe closes
+            threading.Thread(target=_stop, args=(worker.process,), daemon=True).start()
     if ending == ("timeout", ""):
         ending = ("timeout", f"stopped at the job's {timeout:g} s timeout")
     yield from _close_out(targets, latest, ending, time.monotonic() - started)

@@ -1,7 +1,10 @@
-"""The inside of a job process: make the backend, wait for one job, run it, report.
+"""The inside of a job process: make the backend, then run jobs one at a time.
 
 Started by :mod:`omserver.execution` from its forkserver *before* a job comes,
 so that Salt's or Ansible's per-process set-up is already done when it does.
+After a job that ended cleanly the process waits for the next one; after one
+that raised it exits, and the daemon kills it when it hangs. Each job's module
+file is imported afresh, so nothing of a module's state carries over.
 Everything goes back over one pipe as ``(kind, payload)`` messages:
 ``("result", HostResult dict)``, ``("log", (logger, level, text))``, then
 ``("done", None)`` or ``("error", message)``. Sensitive values are masked
@@ -69,26 +72,26 @@ def main(conn: Connection, config: Config) -> None:
     except Exception:  # e.g. no salt master yet: try again when the job comes, and report it
         backend = None
     try:
-        job: Job = conn.recv()
-    except EOFError:  # the daemon no longer needs this spare
-        return
-    handler.secrets = job.secrets
-    module_log = logging.getLogger(f"omserver.module.{job.module_id}")
-    module_log.setLevel(logging.INFO)
-    try:
-        _run(conn, config, job, backend or make_backend(config), module_log)
-    except BaseException as exc:  # anything the module does wrong ends its hosts, not us
-        module_log.error("%s", mask(traceback.format_exc(), job.secrets))
-        conn.send(("error", mask(_describe(exc, job.path), job.secrets)))
-    else:
-        conn.send(("done", None))
+        while True:
+            try:
+                job: Job = conn.recv()
+            except EOFError:  # the daemon no longer needs this process
+                return
+            handler.secrets = job.secrets
+            backend = backend or make_backend(config)
+            if not _run_one(conn, config, job, backend):
+                return
+            handler.secrets = []
     finally:
+        if backend is not None:
+            backend.close()
         conn.close()
 
 
-def _run(
-    conn: Connection, config: Config, job: Job, backend: Backend, module_log: logging.Logger
-) -> None:
+def _run_one(conn: Connection, config: Config, job: Job, backend: Backend) -> bool:
+    """Run ``job``; True when it ended cleanly and the process may take another."""
+    module_log = logging.getLogger(f"omserver.module.{job.module_id}")
+    module_log.setLevel(logging.INFO)
     try:
         module = load_module_file(Path(job.path), job.module_id)
         ctx = Context(
@@ -103,8 +106,12 @@ def _run(
             log=module_log,
         )
         module.entry(ctx, job.params)
-    finally:
-        backend.close()
+    except BaseException as exc:  # anything the module does wrong ends its hosts, not us
+        module_log.error("%s", mask(traceback.format_exc(), job.secrets))
+        conn.send(("error", mask(_describe(exc, job.path), job.secrets)))
+        return False
+    conn.send(("done", None))
+    return True
 
 
 def _describe(exc: BaseException, path: str) -> str:

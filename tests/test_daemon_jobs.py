@@ -158,6 +158,24 @@ def test_rollout_goes_on_while_failures_stay_under_the_limit(client, targets) ->
     assert state["rollout_stop"] == ""
 
 
+def test_job_processes_are_reused_but_module_state_never_carries_over(client, targets) -> None:
+    seen = []
+    for _ in range(3):
+        state = client.run(9104, targets[:1], timeout=60)
+        count, pid = state["results"][0]["stdout"].split()
+        assert count == "1"  # a fresh import of the module for every job
+        seen.append(pid)
+    assert len(set(seen)) < 3  # a process whose job ended cleanly took the next one
+
+
+def test_a_module_that_raises_fails_its_hosts_and_the_next_job_runs(client, targets) -> None:
+    failed = client.run(9105, targets, timeout=60, check=False)
+    assert failed["status"] == "failed"
+    assert all("ValueError: this module always fails" in r["stderr"] for r in failed["results"])
+    state = client.run(1003, targets, timeout=60)
+    assert state["status"] == "succeeded"
+
+
 def test_unknown_module_is_refused_and_no_job_exists(client, targets) -> None:
     before = Job.objects.count()
     with pytest.raises(UnknownModule):

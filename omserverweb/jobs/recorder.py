@@ -41,21 +41,26 @@ def mark_running(job_id: int) -> None:
     )
 
 
-def save_result(job_id: int, seq: int, result: Any) -> None:
-    """Insert or replace the host's row; ``seq`` rises with every write of the job."""
-    HostResult.objects.update_or_create(
-        job_id=job_id,
-        host=result.host,
-        defaults={
-            "status": result.status,
-            "rc": result.rc,
-            "stdout": result.stdout,
-            "stderr": result.stderr,
-            "duration": result.duration,
-            "truncated": result.truncated,
-            "seq": seq,
-        },
-    )
+def save_result(job_id: int, seq: int, result: Any, *, first: bool) -> None:
+    """Write the host's row: inserted on its ``first`` result, replaced after that.
+
+    ``seq`` rises with every write of the job, for readers that poll "after N".
+    """
+    fields = {
+        "status": result.status,
+        "rc": result.rc,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "duration": result.duration,
+        "truncated": result.truncated,
+        "seq": seq,
+    }
+    if first:
+        HostResult.objects.create(job_id=job_id, host=result.host, **fields)
+    else:
+        HostResult.objects.filter(job_id=job_id, host=result.host).update(
+            updated_at=timezone.now(), **fields
+        )
 
 
 def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
