@@ -37,7 +37,7 @@ test-sqlite: test-db
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check omserver omserverweb tests bench sql
+	$(VENV)/bin/ruff format --check .
 
 schema: test-db
 	$(PY) manage.py sqlschema --database-url $$(cat var/test-database.url) --output sql/schema-mysql.sql
