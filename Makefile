@@ -33,7 +33,7 @@ test-mysql: test-db
 	OMSERVER_DATABASE_URL=$$(cat var/test-database.url) $(PY) -m pytest $(PYTEST_ARGS)
 
 test-sqlite: test-db
-	OMSERVER_DATABASE_URL= $(PY) -m pytest -m "not salt and not ssh" $(PYTEST_ARGS)
+	OMSERVER_DATABASE_URL= $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

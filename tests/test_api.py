@@ -235,3 +235,23 @@ def test_rerun_on_a_subset_and_cancel(bob, charlie, web_daemon) -> None:
     done = client.post(f"/api/jobs/{first['id']}/cancel/")
     assert done.status_code == 202
     assert done.data["status"] == "succeeded"  # a finished job stays as it ended
+
+
+def test_a_rerun_asks_again_for_secrets_it_never_stored(alice, inventory) -> None:
+    from omserverweb.modules.models import ModuleDefinition
+
+    ModuleDefinition.objects.create(
+        id=2003,
+        name="with secret",
+        params_schema=[{"name": "token", "type": "str", "sensitive": True}],
+    )
+    job = Job.objects.create(
+        module_id=2003,
+        requested_by="alice",
+        client="web",
+        targets=[WWW_HOSTS[0]],
+        params={"token": "********"},
+    )
+    response = api_as(alice).post(f"/api/jobs/{job.pk}/rerun/", {}, format="json")
+    assert response.status_code == 400
+    assert "token" in str(response.data["params"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -145,7 +147,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         if unknown:
             raise ValidationError({"hosts": f"not targets of job {job.pk}: {', '.join(unknown)}"})
         servers = list(Server.objects.filter(hostname__in=hosts))
-        params = {**job.params, **body.validated_data["params"]}
+        try:
+            params = services.rerun_params(job, body.validated_data["params"])
+        except services.JobRequestError as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from exc
         new = _start(request, job.module, servers, params, job.timeout, job.rollout)
         return Response(s.JobSerializer(new).data, status=status.HTTP_201_CREATED)
 
@@ -170,14 +175,18 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         )
 
 
-def _call(func, *args, **kwargs):
+def _start(
+    request: Request,
+    module: ModuleDefinition,
+    servers: list[Server],
+    params: dict[str, Any],
+    timeout: float | None,
+    rollout: dict[str, Any] | None,
+) -> Job:
+    """Start a job for the caller; a request the service refuses is a 400 naming the field."""
     try:
-        return func(*args, **kwargs)
+        return services.start_job(
+            request.user, module, servers, params, timeout=timeout, rollout=rollout
+        )
     except services.JobRequestError as exc:
         raise ValidationError({exc.field or "non_field_errors": [str(exc)]}) from exc
-
-
-def _start(request: Request, module, servers, params, timeout, rollout) -> Job:
-    return _call(
-        services.start_job, request.user, module, servers, params, timeout=timeout, rollout=rollout
-    )

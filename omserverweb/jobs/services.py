@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from omserver import client as daemon
-from omserver.sdk import ParamError, mask_params, validate_params
+from omserver.sdk import MASK, ParamError, mask_params, validate_params
 from omserverweb.access.services import authorize_run
 from omserverweb.daemon import daemon_address, daemon_client
 from omserverweb.inventory.models import Server
@@ -76,6 +76,21 @@ def start_job(
     return Job.objects.get(pk=job_id)
 
 
+def rerun_params(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A job's parameters for a re-run; secrets were never stored, so they are asked again."""
+    params = {**job.params, **overrides}
+    masked = [
+        field["name"]
+        for field in job.module.params_schema
+        if field.get("sensitive") and params.get(field["name"]) == MASK
+    ]
+    if masked:
+        raise JobRequestError(
+            f"enter the sensitive parameter(s) again: {', '.join(masked)}", "params"
+        )
+    return params
+
+
 def unreachable_reason(exc: daemon.DaemonError) -> str:
     """What an operator reads when the daemon could not take a request."""
     address = daemon_address()
@@ -86,7 +101,15 @@ def unreachable_reason(exc: daemon.DaemonError) -> str:
     return f"master-control daemon unreachable at {address}: {exc}"
 
 
-def _record_failed_attempt(user, module, targets, params, timeout, rollout, reason) -> Job:
+def _record_failed_attempt(
+    user: AbstractBaseUser,
+    module: ModuleDefinition,
+    targets: list[dict[str, Any]],
+    params: dict[str, Any],
+    timeout: float | None,
+    rollout: dict[str, Any] | None,
+    reason: str,
+) -> Job:
     now = timezone.now()
     return Job.objects.create(
         module=module,
