@@ -98,6 +98,7 @@ SETTINGS: dict[str, Setting] = {
     "daemon.max_frame_bytes": Setting(_int, 4 * 1024 * 1024, "largest accepted frame"),
     "daemon.shutdown_grace": Setting(_float, 30.0, "SIGTERM grace for running jobs, s"),
     "daemon.log_level": Setting(_choice("debug", "info", "warning", "error"), "info", "log"),
+    "audit.retention_days": Setting(_int, 365, "days of shell history kept (audit_prune)"),
     "modules.output_limit": Setting(_int, 1024 * 1024, "bytes of output kept per host"),
     "salt.master_config": Setting(_str, "/etc/salt/master", "salt-master config file"),
     "salt.gather_job_timeout": Setting(_float, 10.0, "Salt's gather_job_timeout, seconds"),

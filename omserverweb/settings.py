@@ -136,6 +136,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
+AUDIT_RETENTION_DAYS = CONFIG["audit.retention_days"]
+
 # The web console is one client of the daemon, with its own key.
 DAEMON_ADDRESS = CONFIG["daemon.address"]
 DAEMON_CLIENT_ID = CONFIG["daemon.client_id"]

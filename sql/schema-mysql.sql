@@ -144,6 +144,46 @@ CREATE INDEX `event_host_time_idx` ON `audit_commandevent` (`host`, `event_time`
 CREATE INDEX `event_time_idx` ON `audit_commandevent` (`event_time` DESC);
 CREATE INDEX `event_user_idx` ON `audit_commandevent` (`user`, `event_time` DESC);
 --
+-- Create model ChainHead
+--
+CREATE TABLE `audit_chainhead` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `scope` varchar(300) NOT NULL UNIQUE, `length` bigint UNSIGNED NOT NULL CHECK (`length` >= 0), `last_hash` varchar(64) NOT NULL, `anchor_pos` bigint UNSIGNED NOT NULL CHECK (`anchor_pos` >= 0), `anchor_hash` varchar(64) NOT NULL);
+--
+-- Create model AlertRule
+--
+CREATE TABLE `audit_alertrule` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `name` varchar(100) NOT NULL UNIQUE, `pattern` varchar(500) NOT NULL, `enabled` bool NOT NULL);
+--
+-- Create model IngestToken
+--
+CREATE TABLE `audit_ingesttoken` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `name` varchar(100) NOT NULL, `digest` varchar(64) NOT NULL UNIQUE, `prefix` varchar(12) NOT NULL, `created_by` varchar(150) NOT NULL, `created_at` datetime(6) NOT NULL, `revoked_at` datetime(6) NULL, `app_category_id` bigint NULL, `server_id` bigint NULL, CONSTRAINT `ingest_token_one_scope` CHECK ((`server_id` IS NULL XOR `app_category_id` IS NULL)));
+--
+-- Add field chain_pos to commandevent
+--
+ALTER TABLE `audit_commandevent` ADD COLUMN `chain_pos` bigint UNSIGNED NULL CHECK (`chain_pos` >= 0);
+--
+-- Add field prev_hash to commandevent
+--
+ALTER TABLE `audit_commandevent` ADD COLUMN `prev_hash` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `audit_commandevent` ALTER COLUMN `prev_hash` DROP DEFAULT;
+--
+-- Add field chain_hash to commandevent
+--
+ALTER TABLE `audit_commandevent` ADD COLUMN `chain_hash` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `audit_commandevent` ALTER COLUMN `chain_hash` DROP DEFAULT;
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
+--
+-- Create constraint uniq_event_host_pos on model commandevent
+--
+ALTER TABLE `audit_commandevent` ADD CONSTRAINT `uniq_event_host_pos` UNIQUE (`host`, `chain_pos`);
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
+ALTER TABLE `audit_ingesttoken` ADD CONSTRAINT `audit_ingesttoken_app_category_id_d8c728c9_fk_inventory` FOREIGN KEY (`app_category_id`) REFERENCES `inventory_appcategory` (`id`);
+ALTER TABLE `audit_ingesttoken` ADD CONSTRAINT `audit_ingesttoken_server_id_503bb8f3_fk_inventory_server_id` FOREIGN KEY (`server_id`) REFERENCES `inventory_server` (`id`);
+--
 -- Create model Token
 --
 CREATE TABLE `authtoken_token` (`key` varchar(40) NOT NULL PRIMARY KEY, `created` datetime(6) NOT NULL, `user_id` integer NOT NULL UNIQUE);
@@ -212,6 +252,24 @@ ALTER TABLE `jobs_job` ADD CONSTRAINT `jobs_job_module_id_6e2a9faa_fk_modules_mo
 CREATE INDEX `jobs_job_requested_by_f4b18dc6` ON `jobs_job` (`requested_by`);
 CREATE INDEX `jobs_job_daemon_2c0761da` ON `jobs_job` (`daemon`);
 ALTER TABLE `jobs_hostresult` ADD CONSTRAINT `jobs_hostresult_job_id_30cbb88e_fk_jobs_job_id` FOREIGN KEY (`job_id`) REFERENCES `jobs_job` (`id`);
+--
+-- Add field chain_pos to job
+--
+ALTER TABLE `jobs_job` ADD COLUMN `chain_pos` bigint UNSIGNED NULL CHECK (`chain_pos` >= 0);
+--
+-- Add field prev_hash to job
+--
+ALTER TABLE `jobs_job` ADD COLUMN `prev_hash` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `jobs_job` ALTER COLUMN `prev_hash` DROP DEFAULT;
+--
+-- Add field chain_hash to job
+--
+ALTER TABLE `jobs_job` ADD COLUMN `chain_hash` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `jobs_job` ALTER COLUMN `chain_hash` DROP DEFAULT;
+--
+-- Create constraint uniq_job_chain_pos on model job
+--
+ALTER TABLE `jobs_job` ADD CONSTRAINT `uniq_job_chain_pos` UNIQUE (`chain_pos`);
 --
 -- Create model Session
 --

@@ -18,6 +18,7 @@ import pytest
 
 from omserver.client import Client, InvalidParameters, InvalidRequest, UnknownModule
 from omserver.config import BASE_DIR
+from omserverweb.audit.jobchain import verify_jobs
 from omserverweb.jobs.models import HostResult, Job
 from tests.daemon_process import RunningDaemon, running_daemon
 from tests.lab.procs import wait_for
@@ -225,6 +226,8 @@ def test_a_killed_daemons_running_job_reads_interrupted_after_restart(salt_daemo
         job = Job.objects.get(pk=job_id)
         assert job.status == "interrupted"
         assert job.finished_at is not None
+        assert job.chain_hash  # an interrupted job is part of the tamper-evident record too
+        assert verify_jobs() is None
 
 
 @pytest.mark.salt
@@ -279,3 +282,6 @@ def test_fifty_submits_from_ten_threads_all_finish_and_exclusive_jobs_never_over
     assert len(exclusive) == 25
     for before, after in itertools.pairwise(exclusive):
         assert before.finished_at <= after.started_at, (before.pk, after.pk)
+    # 50 jobs finished by 6 worker threads at once still form one unbroken chain of records
+    assert sorted(jobs.values_list("chain_pos", flat=True)) == list(range(1, 51))
+    assert verify_jobs() is None

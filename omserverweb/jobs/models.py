@@ -49,6 +49,10 @@ class Job(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Set when the job finishes: its link in the tamper-evident chain of job records.
+    chain_pos = models.PositiveBigIntegerField(_("chain position"), null=True, blank=True)
+    prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
+    chain_hash = models.CharField(_("hash"), max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -57,6 +61,9 @@ class Job(models.Model):
             models.Index(fields=["status", "-created_at"], name="job_status_idx"),
             models.Index(fields=["module", "-created_at"], name="job_module_idx"),
             models.Index(fields=["requested_by", "-created_at"], name="job_user_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["chain_pos"], name="uniq_job_chain_pos"),
         ]
         verbose_name = _("job")
         verbose_name_plural = _("jobs")

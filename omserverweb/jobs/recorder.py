@@ -12,6 +12,9 @@ from typing import Any
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from omserverweb.audit.chain import JOBS_SCOPE, ensure_heads, link_hash, locked_heads
+from omserverweb.audit.jobchain import job_content
+from omserverweb.audit.models import ChainHead
 from omserverweb.inventory.models import Server
 from omserverweb.jobs.models import ACTIVE_STATUSES, HostResult, Job, JobStatus
 from omserverweb.modules.models import ModuleDefinition
@@ -64,22 +67,48 @@ def save_result(job_id: int, seq: int, result: Any, *, first: bool) -> None:
 
 
 def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
-    Job.objects.filter(pk=job_id).update(
-        status=status,
-        error=error,
-        rollout_stop=rollout_stop,
-        finished_at=timezone.now(),
-    )
+    """Close the job and link it into the chain of job records, in one transaction."""
+    ensure_heads([JOBS_SCOPE])
+    with transaction.atomic():
+        Job.objects.filter(pk=job_id).update(
+            status=status,
+            error=error,
+            rollout_stop=rollout_stop,
+            finished_at=timezone.now(),
+        )
+        link_job(job_id)
     close_old_connections()
 
 
-@transaction.atomic
+def link_job(job_id: int) -> None:
+    """Append a finished job to the chain of job records (inside the caller's transaction).
+
+    Jobs finish in many threads and daemons at once: the locked chain head row
+    makes them take positions one at a time, in commit order.
+    """
+    head = locked_heads([JOBS_SCOPE])[JOBS_SCOPE]
+    if Job.objects.filter(pk=job_id, chain_pos__isnull=False).exists():
+        return
+    pos = head.length + 1
+    digest = link_hash(head.last_hash, job_content(job_id, pos))
+    Job.objects.filter(pk=job_id).update(chain_pos=pos, prev_hash=head.last_hash, chain_hash=digest)
+    ChainHead.objects.filter(pk=head.pk).update(length=pos, last_hash=digest)
+
+
 def interrupt_unfinished(daemon: str, reason: str, job_ids: Iterable[int] | None = None) -> int:
     """Mark this daemon's queued/running jobs interrupted (at start-up or shutdown)."""
-    jobs = Job.objects.filter(daemon=daemon, status__in=ACTIVE_STATUSES)
-    if job_ids is not None:
-        jobs = jobs.filter(pk__in=list(job_ids))
-    return jobs.update(status=JobStatus.INTERRUPTED, error=reason, finished_at=timezone.now())
+    ensure_heads([JOBS_SCOPE])
+    with transaction.atomic():
+        jobs = Job.objects.select_for_update().filter(daemon=daemon, status__in=ACTIVE_STATUSES)
+        if job_ids is not None:
+            jobs = jobs.filter(pk__in=list(job_ids))
+        interrupted = list(jobs.values_list("pk", flat=True))
+        Job.objects.filter(pk__in=interrupted).update(
+            status=JobStatus.INTERRUPTED, error=reason, finished_at=timezone.now()
+        )
+        for job_id in interrupted:  # an ended job is a record like any other: chain it
+            link_job(job_id)
+    return len(interrupted)
 
 
 def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:
