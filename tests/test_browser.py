@@ -260,15 +260,15 @@ def test_a_host_that_fails_is_grouped_apart_and_re_run_alone(
     expect_host(page, up, "ok", last_five)
     expect(host_block(page, down).locator(".host-head .badge").first).to_have_text("unreachable")
     summary = page.locator("#results .summary")
-    expect(summary.locator("p")).to_have_text("ok 1 hosts: identical output")
+    expect(summary.locator("p")).to_have_text("ok 1 host: identical output")
     expect(summary.locator("details.differs summary")).to_have_text(
-        f"unreachable 1 host(s) differ: {down}"
+        f"unreachable 1 host differs: {down}"
     )
     screenshot(page, "console-run-one-host-down")
     first = job_id_in_results(page)
 
     second_minion_down()  # the host is back: re-run where it failed, from the console
-    page.get_by_role("button", name="Re-run on the 1 failed or differing host(s)").click()
+    page.get_by_role("button", name="Re-run on the failed or differing host").click()
     expect(page.locator("#results .job-head a")).not_to_have_text(f"#{first}")
     expect(page.locator("#results .job-head .badge")).to_have_text("succeeded")
     expect(page.locator("#results .progress-text")).to_have_text("1 of 1 hosts")
@@ -279,7 +279,7 @@ def test_a_host_that_fails_is_grouped_apart_and_re_run_alone(
     # the same from the first job's page, through POST /api/jobs/<id>/rerun/
     page.goto(f"/jobs/{first}/")
     expect(page.locator("#job-status")).to_have_text("partial")
-    page.get_by_role("button", name="Re-run on the 1 failed or differing host(s)").click()
+    page.get_by_role("button", name="Re-run on the failed or differing host").click()
     subset = new_job_url(page, first)
     expect(fact(page, "Targets")).to_have_text(down)
     expect(page.locator("#job-status")).to_have_text("succeeded")
@@ -395,7 +395,7 @@ def test_html_in_output_names_and_captions_is_shown_as_text(page: Page, bob, inv
     expect(forged.locator("strong.host")).to_have_text(forged_host)
     expect(forged.locator("pre.output")).to_have_text(f"two\nstderr {PAYLOAD}")
     differs = page.locator("#results details.differs")
-    expect(differs.locator("summary")).to_contain_text(f"1 host(s) differ: {forged_host}")
+    expect(differs.locator("summary")).to_contain_text(f"1 host differs: {forged_host}")
     differs.locator("summary").click()
     expect(differs.locator("pre.diff")).to_contain_text(f"- {PAYLOAD}")
     screenshot(page, "job-page-html-as-text")

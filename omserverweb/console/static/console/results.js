@@ -3,6 +3,7 @@
 import { api } from "./api.js";
 
 const gettext = window.gettext ?? ((s) => s);
+const ngettext = window.ngettext ?? ((one, many, n) => (n === 1 ? one : many));
 const fmt = (s, values) => s.replace(/%\((\w+)\)s/g, (_, key) => String(values[key]));
 const ACTIVE = new Set(["queued", "running"]);
 const PREVIEW_CHARS = 64 * 1024; // render more only on request: a 1 MiB output stays cheap
@@ -185,13 +186,13 @@ export class JobView {
     const majorityText = majority[0].stdout;
     this.summary.append(
       el("p", {}, badge(majority[0].status), " ",
-        fmt(gettext("%(n)s hosts: identical output"), { n: majority.length })),
+        fmt(ngettext("%(n)s host: identical output", "%(n)s hosts: identical output", majority.length), { n: majority.length })),
     );
     for (const group of others) {
       const hosts = group.map((r) => r.host).join(", ");
       const row = el("details", { className: "differs" },
         el("summary", {}, badge(group[0].status), " ",
-          fmt(gettext("%(n)s host(s) differ: %(hosts)s"), { n: group.length, hosts })));
+          fmt(ngettext("%(n)s host differs: %(hosts)s", "%(n)s hosts differ: %(hosts)s", group.length), { n: group.length, hosts })));
       row.addEventListener("toggle", () => {
         if (!row.open || row.querySelector("pre")) return;
         const diff = lineDiff(majorityText, group[0].stdout);
@@ -214,7 +215,7 @@ export class JobView {
       const button = el("button", {
         type: "button",
         className: "rerun-subset",
-        textContent: fmt(gettext("Re-run on the %(n)s failed or differing host(s)"), { n: rerunHosts.length }),
+        textContent: fmt(ngettext("Re-run on the failed or differing host", "Re-run on the %(n)s failed or differing hosts", rerunHosts.length), { n: rerunHosts.length }),
       });
       button.addEventListener("click", () => this.onRerun(rerunHosts));
       this.summary.append(button);
