@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from typing import Any
 
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connections
 from django.db.utils import load_backend
 from django.http import HttpRequest, JsonResponse
@@ -23,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from omserver import client as daemon
+from omserverweb.daemon import daemon_client
 
 log = logging.getLogger("omserverweb.health")
 TIMEOUT = 2  # seconds, per check; whole seconds because MySQL's connect_timeout is
@@ -80,25 +79,16 @@ def _probe_connection() -> Any:
 
 
 def check_daemon() -> str:
-    """``ping`` with the web console's own key: reachable *and* accepting us."""
+    """``ping`` with the web console's own key: reachable *and* accepting us.
+
+    With the probe's short timeout: a hung daemon must not hang the probe.
+    """
     try:
-        _daemon_client(
-            settings.DAEMON_ADDRESS, settings.DAEMON_CLIENT_ID, settings.DAEMON_CLIENT_KEY
-        ).ping()
+        daemon_client(timeout=TIMEOUT).ping()
     except daemon.DaemonError as exc:
         log.warning("health: daemon unreachable: %s", exc)
         return "unreachable"
     return "ok"
-
-
-@lru_cache(maxsize=4)
-def _daemon_client(address: str, client_id: str, key: str) -> daemon.Client:
-    """Like ``omserverweb.daemon.daemon_client`` but with the probe's short timeout.
-
-    The pages' client waits up to 30 s for an answer; sharing it would make a
-    hung daemon hang the probe too. Cached per process: its connection is kept.
-    """
-    return daemon.Client(address, client_id, key, timeout=TIMEOUT)
 
 
 @never_cache
