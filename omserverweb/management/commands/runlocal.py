@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from omserver.client import Client, DaemonError
 from omserver.config import env_name
 from omserver.files import write_private
 from omserver.keys import KeyStore, key_file
@@ -42,10 +43,12 @@ class Command(BaseCommand):
         call_command("bootstrap")
         call_command("collectstatic", interactive=False, verbosity=0)
         env = {**LAB_DEFAULTS, **os.environ}
-        env[env_name("daemon.client_key")] = self._web_key()
+        key = env[env_name("daemon.client_key")] = self._web_key()
         bin_dir = Path(sys.executable).parent
+        daemon = subprocess.Popen([sys.executable, "-m", "omserver", "serve"], env=env)
+        self._wait_for_daemon(daemon, key)  # so that the first Run never meets a daemon not yet up
         processes = {
-            "the daemon": subprocess.Popen([sys.executable, "-m", "omserver", "serve"], env=env),
+            "the daemon": daemon,
             "uWSGI": subprocess.Popen(  # noqa: S603 (our own argv; host and port are options)
                 [
                     str(bin_dir / "uwsgi"),
@@ -85,6 +88,19 @@ class Command(BaseCommand):
                 process.wait(30)
         if exited:
             raise CommandError(f"stopped because {' and '.join(exited)} exited")
+
+    @staticmethod
+    def _wait_for_daemon(process: subprocess.Popen, key: str, seconds: float = 120) -> None:
+        with Client(settings.DAEMON_ADDRESS, WEB_CLIENT, key, timeout=2) as client:
+            deadline = time.monotonic() + seconds
+            while process.poll() is None and time.monotonic() < deadline:
+                try:
+                    client.ping()
+                    return
+                except DaemonError:
+                    time.sleep(0.3)
+        process.terminate()
+        raise CommandError(f"the daemon did not answer at {settings.DAEMON_ADDRESS}")
 
     def _web_key(self) -> str:
         """The web console's key: created once, kept in the data folder (0600)."""
