@@ -148,5 +148,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"omserverweb": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "omserverweb": {"handlers": ["console"], "level": "INFO"},
+        # Every refused (403) or failed request leaves a line, with DEBUG off too.
+        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
 }

@@ -89,8 +89,9 @@ def test_module_list_says_plainly_when_the_daemon_is_down(alice, daemon_down) ->
     assert f"master-control daemon unreachable at {daemon_down}" in page
 
 
-def test_module_authoring_needs_the_permission(bob) -> None:
+def test_module_authoring_needs_the_permission(bob, caplog) -> None:
     assert logged_in(bob).get("/modules/add/").status_code == 403
+    assert "refused: user=bob needs modules.add_moduledefinition" in caplog.text
     assert logged_in(bob).get("/modules/1003/skeleton/").status_code == 403
 
 

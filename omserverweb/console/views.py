@@ -6,6 +6,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -93,8 +94,12 @@ def module_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@permission_required("modules.change_moduledefinition", raise_exception=True)
+@login_required
 def module_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    needed = "modules.change_moduledefinition" if pk else "modules.add_moduledefinition"
+    if not request.user.has_perm(needed):
+        log.warning("refused: user=%s needs %s", request.user.get_username(), needed)
+        raise PermissionDenied
     module = get_object_or_404(ModuleDefinition, pk=pk) if pk else None
     form = forms.ModuleForm(request.POST or None, instance=module)
     if request.method == "POST" and form.is_valid():
