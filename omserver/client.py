@@ -176,12 +176,14 @@ class Client:
         timeout: float | None = None,
         requested_by: str | None = None,
         rollout: Mapping[str, Any] | None = None,
+        job: int | None = None,
     ) -> int:
-        """Queue a job; returns its id at once. Targets are host names or target dicts."""
-        return self._call(
-            "submit",
-            **self._job_request(module_id, targets, params, timeout, requested_by, rollout),
-        )
+        """Queue a job; returns its id at once. Targets are host names or target dicts.
+
+        ``job`` names a job the web created across zones: the daemon runs its part of it.
+        """
+        request = self._job_request(module_id, targets, params, timeout, requested_by, rollout)
+        return self._call("submit", **request, **({"job": job} if job is not None else {}))
 
     def job(self, job_id: int, cursor: int = 0) -> dict[str, Any]:
         """Status and the host results recorded after ``cursor`` (the state's ``cursor``)."""

@@ -58,6 +58,9 @@ class EngineHandler(CatalogHandler):
         super().__init__(registry)
         self.engine = engine
 
+    def ping(self, caller: str) -> dict[str, Any]:
+        return {**super().ping(caller), "name": self.engine.name}
+
     def submit(self, caller: str, **request: Any) -> int:
         return self.engine.submit(caller, request)
 

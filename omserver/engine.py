@@ -42,7 +42,7 @@ class RunningJob:
     ticket: Ticket
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
-    seq: int = 0
+    part_id: int | None = None  # set when it runs one zone's part of a web job
     statuses: dict[str, str] = field(default_factory=dict)  # host -> latest status
 
 
@@ -113,21 +113,27 @@ class Engine:
         self.recorder.ensure_module(
             module.id, module.name, module.caption, module.params, list(module.backends)
         )
-        job_id = self.recorder.create_job(
-            module_id=module.id,
-            requested_by=requested_by,
-            client=client,
-            targets=[t.hostname for t in targets],
-            params=mask_params(module.params, params),
-            rollout=rollout.as_dict() if rollout else None,
-            backend=self.config["daemon.backend"],
-            timeout=timeout,
-            daemon=self.name,
-        )
+        part_id = None
+        if body.get("job") is not None:
+            job_id = body["job"]
+            part_id = self._claim(job_id, module, targets)
+        else:
+            job_id = self.recorder.create_job(
+                module_id=module.id,
+                requested_by=requested_by,
+                client=client,
+                targets=[t.hostname for t in targets],
+                params=mask_params(module.params, params),
+                rollout=rollout.as_dict() if rollout else None,
+                backend=self.config["daemon.backend"],
+                timeout=timeout,
+                daemon=self.name,
+            )
         locks = (
             frozenset((module.id, t.hostname) for t in targets) if module.exclusive else frozenset()
         )
-        job = RunningJob(job_id, module, targets, params, timeout, rollout, Ticket(job_id, locks))
+        ticket = Ticket(job_id, locks)
+        job = RunningJob(job_id, module, targets, params, timeout, rollout, ticket, part_id=part_id)
         with self._lock:
             self._jobs[job_id] = job
         self._scheduler.put(job.ticket)
@@ -158,7 +164,7 @@ class Engine:
         if job is not None:
             job.cancel.set()
             if self._scheduler.discard(job_id):
-                self.recorder.finish_job(job_id, "cancelled", "cancelled before it started")
+                self._finish(job, "cancelled", "cancelled before it started")
                 self._forget(job)
         return self.state(job_id)
 
@@ -171,13 +177,13 @@ class Engine:
                 self._run(job)
             except Exception as exc:  # a bug here must not kill the worker or hide the job
                 log.exception("job %d crashed the engine", job.job_id)
-                self.recorder.finish_job(job.job_id, "failed", f"internal error: {exc}")
+                self._finish(job, "failed", f"internal error: {exc}")
             finally:
                 self._scheduler.release(ticket)
                 self._forget(job)
 
     def _run(self, job: RunningJob) -> None:
-        self.recorder.mark_running(job.job_id)
+        self.recorder.mark_running(job.job_id, job.part_id)
         deadline = time.monotonic() + job.timeout
         rollout = job.rollout or Rollout()
         done = failed = 0
@@ -205,13 +211,18 @@ class Engine:
                     stop = f"{reason}; {len(job.targets) - done} host(s) not run"
                     log.warning("job %d: %s", job.job_id, stop)
                     break
-        self.recorder.finish_job(job.job_id, self._final_status(job, deadline), rollout_stop=stop)
+        self._finish(job, self._final_status(job, deadline), stop=stop)
 
     def _record(self, job: RunningJob, result: HostResult) -> None:
-        job.seq += 1
         first = result.host not in job.statuses
         job.statuses[result.host] = result.status
-        self.recorder.save_result(job.job_id, job.seq, result, first=first)
+        self.recorder.save_result(job.job_id, result, first=first)
+
+    def _finish(self, job: RunningJob, status: str, error: str = "", stop: str = "") -> None:
+        if job.part_id is None:
+            self.recorder.finish_job(job.job_id, status, error, stop)
+        else:
+            self.recorder.finish_part(job.part_id, status, error, stop)
 
     def _final_status(self, job: RunningJob, deadline: float) -> str:
         if job.cancel.is_set():
@@ -230,6 +241,25 @@ class Engine:
             self._jobs.pop(job.job_id, None)
 
     # -- request checks -----------------------------------------------------------
+
+    def _claim(self, job_id: Any, module: LoadedModule, targets: list[Target]) -> int:
+        """This daemon's part of a job the web created for several zones."""
+        if isinstance(job_id, bool) or not isinstance(job_id, int):
+            raise SubmitError("invalid_request", "job must be a job id (integer)", "job")
+        if job_id in self._jobs:
+            raise SubmitError(
+                "invalid_request", f"a part of job {job_id} already runs on this daemon", "job"
+            )
+        part_id = self.recorder.claim_part(
+            job_id, module.id, [t.hostname for t in targets], self.name
+        )
+        if part_id is None:
+            raise SubmitError(
+                "invalid_request",
+                f"job {job_id} has no unclaimed part for module {module.id} on these hosts",
+                "job",
+            )
+        return part_id
 
     def _module(self, raw: Any) -> LoadedModule:
         if isinstance(raw, bool) or not isinstance(raw, int):

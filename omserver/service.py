@@ -77,8 +77,9 @@ class Handler(Protocol):
         timeout: float | None,
         requested_by: str | None,
         rollout: dict[str, Any] | None,
+        job: int | None,
     ) -> int:
-        """Queue a job and return its id at once."""
+        """Queue a job (or, given ``job``, claim this daemon's part of it); its id at once."""
 
     def job(self, caller: str, *, job_id: int, cursor: int) -> dict[str, Any]:
         """Status plus the host results recorded after ``cursor``."""
@@ -99,6 +100,7 @@ class Handler(Protocol):
         timeout: float | None,
         requested_by: str | None,
         rollout: dict[str, Any] | None,
+        job: int | None,
         wait: float,
     ) -> dict[str, Any]:
         """Submit, then ``wait`` up to ``wait`` seconds; the state (it may still run)."""
@@ -131,6 +133,7 @@ _SUBMIT = {
     "timeout": Arg("a number", required=False),
     "requested_by": Arg("a string", required=False),
     "rollout": Arg("an object", required=False),
+    "job": Arg("an integer", required=False),  # run this daemon's part of a web job
 }
 
 OPERATIONS: dict[str, dict[str, Arg]] = {

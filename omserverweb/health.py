@@ -1,9 +1,10 @@
 """``GET /healthz``: is this web process able to serve, for load balancers and monitoring.
 
 Anonymous on purpose, so it says only ``ok``/``degraded``/``down`` and one word
-per dependency; the details (addresses, messages) go to the log. The database
-decides the HTTP status (the console is useless without it); a daemon that does
-not answer makes it ``degraded`` but 200, since pages and job history still work.
+per dependency (``daemon`` for all zones' daemons together, ``zones`` for each);
+the details (addresses, messages) go to the log. The database decides the HTTP
+status (the console is useless without it); a daemon that does not answer makes
+it ``degraded`` but 200, since pages, history and the other zones still work.
 Each check has its own short timeout: a probe must answer before the prober
 gives up, whatever hangs behind it.
 """
@@ -20,8 +21,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from omserver import client as daemon
-from omserverweb.daemon import daemon_client
+from omserverweb.daemon import default_endpoint, endpoints, probe
 
 log = logging.getLogger("omserverweb.health")
 TIMEOUT = 2  # seconds, per check; whole seconds because MySQL's connect_timeout is
@@ -31,7 +31,8 @@ TIMEOUT = 2  # seconds, per check; whole seconds because MySQL's connect_timeout
 class Health:
     status: str  # ok | degraded | down
     database: str  # ok | unreachable | error
-    daemon: str  # ok | unreachable
+    daemon: str  # ok | unreachable (some zone's daemon does not answer)
+    zones: dict[str, str]  # zone -> ok | unreachable
 
     @property
     def http_status(self) -> int:
@@ -39,10 +40,12 @@ class Health:
 
 
 def check() -> Health:
-    database, daemon_state = check_database(), check_daemon()
+    database = check_database()
+    zones = check_daemons(database == "ok")
+    daemon = "ok" if all(state == "ok" for state in zones.values()) else "unreachable"
     if database != "ok":
-        return Health("down", database, daemon_state)
-    return Health("ok" if daemon_state == "ok" else "degraded", database, daemon_state)
+        return Health("down", database, daemon, zones)
+    return Health("ok" if daemon == "ok" else "degraded", database, daemon, zones)
 
 
 def check_database() -> str:
@@ -78,17 +81,19 @@ def _probe_connection() -> Any:
     return load_backend(config["ENGINE"]).DatabaseWrapper(config, DEFAULT_DB_ALIAS)
 
 
-def check_daemon() -> str:
-    """``ping`` with the web console's own key: reachable *and* accepting us.
+def check_daemons(database_up: bool) -> dict[str, str]:
+    """``ping`` each zone's daemon with the web console's own key: reachable *and*
+    accepting us, within the probe's short timeout (all zones at once).
 
-    With the probe's short timeout: a hung daemon must not hang the probe.
+    Without the database only the default zone is known.
     """
-    try:
-        daemon_client(timeout=TIMEOUT).ping()
-    except daemon.DaemonError as exc:
-        log.warning("health: daemon unreachable: %s", exc)
-        return "unreachable"
-    return "ok"
+    zones = endpoints() if database_up else [default_endpoint()]
+    states = {}
+    for found in probe(zones, TIMEOUT):
+        if not found.ok:
+            log.warning("health: %s", found.error)
+        states[found.endpoint.zone] = "ok" if found.ok else "unreachable"
+    return states
 
 
 @never_cache

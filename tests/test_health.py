@@ -12,7 +12,8 @@ from django.test import Client as WebClient
 
 from omserverweb import health
 
-EVERYTHING_UP = {"status": "ok", "database": "ok", "daemon": "ok"}
+EVERYTHING_UP = {"status": "ok", "database": "ok", "daemon": "ok", "zones": {"default": "ok"}}
+DEFAULT_DOWN = {"daemon": "unreachable", "zones": {"default": "unreachable"}}
 
 
 def probe() -> tuple[int, dict]:
@@ -28,7 +29,7 @@ def test_it_works(web_daemon) -> None:
 
 def test_a_daemon_down_is_degraded_but_still_200(db, daemon_down) -> None:
     """The console still shows pages and history: keep it in the load balancer."""
-    assert probe() == (200, {"status": "degraded", "database": "ok", "daemon": "unreachable"})
+    assert probe() == (200, {"status": "degraded", "database": "ok", **DEFAULT_DOWN})
 
 
 def test_a_database_down_is_503(db, daemon_down, monkeypatch, tmp_path, free_port) -> None:
@@ -37,12 +38,12 @@ def test_a_database_down_is_503(db, daemon_down, monkeypatch, tmp_path, free_por
         monkeypatch.setitem(settings_dict, "NAME", str(tmp_path / "gone" / "omserver.sqlite3"))
     else:
         monkeypatch.setitem(settings_dict, "PORT", str(free_port))
-    assert probe() == (503, {"status": "down", "database": "unreachable", "daemon": "unreachable"})
+    assert probe() == (503, {"status": "down", "database": "unreachable", **DEFAULT_DOWN})
 
 
 def test_anonymous_callers_learn_nothing_else(db, daemon_down) -> None:
     response = WebClient().get("/healthz")
-    assert set(response.json()) == {"status", "database", "daemon"}
+    assert set(response.json()) == {"status", "database", "daemon", "zones"}
     assert daemon_down.split(":")[1] not in response.content.decode()
     assert "Set-Cookie" not in response
     assert "no-cache" in response["Cache-Control"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
-from omserverweb.jobs.models import HostResult, Job
+from omserverweb.jobs.models import HostResult, Job, JobPart
 from omserverweb.modules.models import ModuleDefinition
 
 
@@ -96,11 +96,19 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class JobPartSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobPart
+        fields = ["zone", "hosts", "daemon", "status", "error", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
 class JobDetailSerializer(JobSerializer):
+    parts = JobPartSerializer(many=True, read_only=True)
     results = HostResultSerializer(many=True, read_only=True)
 
     class Meta(JobSerializer.Meta):
-        fields = [*JobSerializer.Meta.fields, "results"]
+        fields = [*JobSerializer.Meta.fields, "parts", "results"]
         read_only_fields = fields
 
 

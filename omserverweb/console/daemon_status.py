@@ -1,13 +1,16 @@
-"""What the daemon says about the Mid_ files, for the module pages."""
+"""What the daemons say, for the module and zone pages."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from omserver import client as daemon
-from omserverweb.daemon import daemon_client
-from omserverweb.jobs.services import unreachable_reason
+from omserverweb.daemon import ZoneHealth, daemon_client, endpoints, probe, refusal_reason
+from omserverweb.inventory.models import Server
+
+PAGE_PROBE_TIMEOUT = 5.0
 
 MID_FILE = re.compile(r"Mid_(\d+)\.py")
 
@@ -35,10 +38,21 @@ def module_load_status() -> LoadStatus:
     try:
         answer = daemon_client().modules()
     except daemon.DaemonError as exc:
-        return LoadStatus(error=unreachable_reason(exc))
+        return LoadStatus(error=refusal_reason(exc))
     status = LoadStatus(loaded={int(m["id"]) for m in answer["modules"]})
     for path, message in answer["errors"].items():
         match = MID_FILE.search(path)
         if match:
             status.errors[int(match.group(1))] = message
     return status
+
+
+def zone_overview() -> list[tuple[ZoneHealth, int]]:
+    """Each zone's daemon as it answers now, with how many servers the zone runs."""
+    zones = endpoints()
+    registered = {endpoint.zone for endpoint in zones[1:]}
+    counts = Counter(
+        zone if zone in registered else zones[0].zone
+        for zone in Server.objects.values_list("zone", flat=True)
+    )
+    return [(health, counts[health.endpoint.zone]) for health in probe(zones, PAGE_PROBE_TIMEOUT)]

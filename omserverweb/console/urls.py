@@ -13,5 +13,6 @@ urlpatterns = [
     path("modules/add/", views.module_edit, name="module-add"),
     path("modules/<int:pk>/edit/", views.module_edit, name="module-edit"),
     path("modules/<int:pk>/skeleton/", views.module_skeleton, name="module-skeleton"),
+    path("zones/", views.zone_list, name="zones"),
     path("inventory/import/", inventory_views.import_servers, name="inventory-import"),
 ]

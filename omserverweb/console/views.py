@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 
 from omserverweb.access.services import visible_categories, visible_modules
 from omserverweb.console import forms, skeleton
-from omserverweb.console.daemon_status import module_load_status
+from omserverweb.console.daemon_status import module_load_status, zone_overview
 from omserverweb.inventory.models import Server
 from omserverweb.jobs.models import JobStatus
 from omserverweb.jobs.queries import visible_jobs
@@ -92,6 +92,12 @@ def module_list(request: HttpRequest) -> HttpResponse:
         "console/module_list.html",
         {"rows": rows, "daemon": status, "next_id": skeleton.next_free_id()},
     )
+
+
+@login_required
+@require_GET
+def zone_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/zone_list.html", {"rows": zone_overview()})
 
 
 @login_required

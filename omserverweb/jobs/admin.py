@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from omserverweb.jobs.models import HostResult, Job
+from omserverweb.jobs.models import HostResult, Job, JobPart
 
 
 class HostResultInline(admin.TabularInline):
@@ -10,6 +10,17 @@ class HostResultInline(admin.TabularInline):
     fields = ["host", "status", "rc", "duration", "truncated", "stdout", "stderr"]
     readonly_fields = fields
     show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class JobPartInline(admin.TabularInline):
+    model = JobPart
+    extra = 0
+    can_delete = False
+    fields = ["zone", "daemon", "status", "error", "started_at", "finished_at"]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -33,7 +44,7 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["=id", "requested_by", "results__host", "error"]
     date_hierarchy = "created_at"
     list_select_related = ["module"]
-    inlines = [HostResultInline]
+    inlines = [JobPartInline, HostResultInline]
 
     def has_add_permission(self, request) -> bool:
         return False

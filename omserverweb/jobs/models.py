@@ -53,6 +53,8 @@ class Job(models.Model):
     chain_pos = models.PositiveBigIntegerField(_("chain position"), null=True, blank=True)
     prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
     chain_hash = models.CharField(_("hash"), max_length=64, blank=True)
+    # The last host row's sequence number; bumped under this row's lock (recorder.save_result).
+    last_seq = models.PositiveIntegerField(_("last result sequence"), default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -76,6 +78,41 @@ class Job(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class JobPart(models.Model):
+    """The hosts of one web job in one zone, run by that zone's daemon.
+
+    The web creates a job's parts before it sends them; a daemon claims its
+    part (setting ``daemon``) and writes into the shared job, so a job across
+    several zones is still one job with every host's result.
+    """
+
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="parts", verbose_name=_("job")
+    )
+    zone = models.CharField(_("zone"), max_length=64)
+    hosts = models.JSONField(_("hosts"), default=list)
+    daemon = models.CharField(_("daemon"), max_length=100, blank=True)
+    status = models.CharField(
+        _("status"), max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED
+    )
+    error = models.TextField(_("error"), blank=True)
+    rollout_stop = models.TextField(_("rollout stopped"), blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "zone"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "zone"], name="uniq_part_job_zone"),
+        ]
+        indexes = [models.Index(fields=["daemon", "status"], name="part_daemon_idx")]
+        verbose_name = _("job part")
+        verbose_name_plural = _("job parts")
+
+    def __str__(self) -> str:
+        return f"#{self.job_id} {self.zone} {self.status}"
 
 
 class HostResult(models.Model):

@@ -1,7 +1,11 @@
-"""How the daemon writes the record of truth: one job row, one row per host.
+"""How the record of truth is written: one job row, its parts, one row per host.
 
-Every function here is called from the daemon's worker threads; each write is
-its own short transaction so the console sees results as they arrive.
+A job a client sends a daemon directly is created by that daemon. A job from
+the web is created by the web with one part per zone; each zone's daemon claims
+its part and writes its hosts' results into the same job, and whoever closes the
+last part closes the job. Every function here is called from the daemon's
+worker threads (or, for a zone it could not reach, the web); each write is its
+own short transaction so the console sees results as they arrive.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import close_old_connections, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from omserverweb.audit.chain import JOBS_SCOPE, ensure_heads, link_hash, locked_heads
 from omserverweb.audit.jobchain import job_content
 from omserverweb.audit.models import ChainHead
 from omserverweb.inventory.models import Server
-from omserverweb.jobs.models import ACTIVE_STATUSES, HostResult, Job, JobStatus
+from omserverweb.jobs.models import ACTIVE_STATUSES, HostResult, HostStatus, Job, JobPart, JobStatus
 from omserverweb.modules.models import ModuleDefinition
 
 
@@ -38,32 +43,60 @@ def create_job(**fields: Any) -> int:
     return Job.objects.create(status=JobStatus.QUEUED, **fields).pk
 
 
-def mark_running(job_id: int) -> None:
+def claim_part(job_id: int, module_id: int, hosts: list[str], daemon: str) -> int | None:
+    """Take the web's queued part of this module on exactly these hosts; its id, or None.
+
+    A part is claimed once: a replayed or second submission finds nothing to take.
+    """
+    with transaction.atomic():
+        if not Job.objects.filter(pk=job_id, module_id=module_id).exists():
+            return None
+        unclaimed = JobPart.objects.select_for_update().filter(
+            job_id=job_id, daemon="", status=JobStatus.QUEUED
+        )
+        part = next((p for p in unclaimed if sorted(p.hosts) == sorted(hosts)), None)
+        if part is None:
+            return None
+        JobPart.objects.filter(pk=part.pk).update(daemon=daemon)
+    return part.pk
+
+
+def mark_running(job_id: int, part_id: int | None = None) -> None:
+    now = timezone.now()
+    if part_id is not None:
+        JobPart.objects.filter(pk=part_id, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING, started_at=now
+        )
     Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=timezone.now()
+        status=JobStatus.RUNNING, started_at=now
     )
 
 
-def save_result(job_id: int, seq: int, result: Any, *, first: bool) -> None:
+def save_result(job_id: int, result: Any, *, first: bool) -> None:
     """Write the host's row: inserted on its ``first`` result, replaced after that.
 
-    ``seq`` rises with every write of the job, for readers that poll "after N".
+    Its ``seq`` is the job's next, taken under the job row's lock in the same
+    transaction, so that the daemons of all zones number one job's rows in
+    commit order and a reader polling "after N" misses none.
     """
-    fields = {
-        "status": result.status,
-        "rc": result.rc,
-        "stdout": result.stdout,
-        "stderr": result.stderr,
-        "duration": result.duration,
-        "truncated": result.truncated,
-        "seq": seq,
-    }
-    if first:
-        HostResult.objects.create(job_id=job_id, host=result.host, **fields)
-    else:
-        HostResult.objects.filter(job_id=job_id, host=result.host).update(
-            updated_at=timezone.now(), **fields
-        )
+    with transaction.atomic():
+        Job.objects.filter(pk=job_id).update(last_seq=F("last_seq") + 1)
+        seq = Job.objects.filter(pk=job_id).values_list("last_seq", flat=True).get()
+        fields = {
+            "status": result.status,
+            "rc": result.rc,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "duration": result.duration,
+            "truncated": result.truncated,
+            "seq": seq,
+        }
+        if first:
+            HostResult.objects.create(job_id=job_id, host=result.host, **fields)
+        else:
+            HostResult.objects.filter(job_id=job_id, host=result.host).update(
+                updated_at=timezone.now(), **fields
+            )
 
 
 def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
@@ -78,6 +111,69 @@ def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = ""
         )
         link_job(job_id)
     close_old_connections()
+
+
+def finish_part(part_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
+    """Close a zone's part of a job, and the job once no part is left running."""
+    _close_part(JobPart.objects.filter(pk=part_id), status, error, rollout_stop)
+    close_old_connections()
+
+
+def fail_unclaimed_part(part_id: int, reason: str) -> None:
+    """The web's word for a part no daemon took: each of its hosts failed, with the reason.
+
+    A part its daemon claimed after all (an answer lost on the way) is left to it.
+    """
+    part = JobPart.objects.filter(pk=part_id, daemon="")
+    _close_part(part, JobStatus.FAILED, reason, "", failed_hosts=True)
+
+
+def _close_part(
+    part: QuerySet[JobPart], status: str, error: str, rollout_stop: str, failed_hosts: bool = False
+) -> None:
+    ensure_heads([JOBS_SCOPE])
+    with transaction.atomic():
+        job_id = part.values_list("job_id", flat=True).first()
+        if job_id is None:
+            return
+        # The job row's lock orders the parts' endings: exactly one of them closes the job.
+        job = Job.objects.select_for_update().get(pk=job_id)
+        hosts = part.values_list("hosts", flat=True).get()
+        closed = part.filter(status__in=ACTIVE_STATUSES).update(
+            status=status, error=error, rollout_stop=rollout_stop, finished_at=timezone.now()
+        )
+        if not closed:
+            return
+        for host in hosts if failed_hosts else ():
+            save_result(job_id, _Failed(host, error), first=True)
+        if not job.parts.filter(status__in=ACTIVE_STATUSES).exists():
+            parts = list(job.parts.order_by("zone"))
+            Job.objects.filter(pk=job_id).update(
+                status=_combined_status(job, {p.status for p in parts}),
+                error="; ".join(p.error for p in parts if p.error),
+                rollout_stop="; ".join(p.rollout_stop for p in parts if p.rollout_stop),
+                finished_at=timezone.now(),
+            )
+            link_job(job_id)
+
+
+def _combined_status(job: Job, part_statuses: set[str]) -> str:
+    for status in (JobStatus.CANCELLED, JobStatus.INTERRUPTED, JobStatus.TIMEOUT):
+        if status in part_statuses:
+            return status
+    ok = job.results.filter(status=HostStatus.OK).count()
+    if ok == len(job.targets):
+        return JobStatus.SUCCEEDED
+    return JobStatus.PARTIAL if ok else JobStatus.FAILED
+
+
+class _Failed:
+    """The row of a host whose zone never ran it; the reason is its stderr."""
+
+    status, rc, stdout, duration, truncated = HostStatus.FAILED, None, "", 0.0, False
+
+    def __init__(self, host: str, reason: str) -> None:
+        self.host, self.stderr = host, reason
 
 
 def link_job(job_id: int) -> None:
@@ -96,19 +192,24 @@ def link_job(job_id: int) -> None:
 
 
 def interrupt_unfinished(daemon: str, reason: str, job_ids: Iterable[int] | None = None) -> int:
-    """Mark this daemon's queued/running jobs interrupted (at start-up or shutdown)."""
+    """Mark this daemon's queued/running jobs and parts interrupted (at start-up or shutdown)."""
     ensure_heads([JOBS_SCOPE])
     with transaction.atomic():
         jobs = Job.objects.select_for_update().filter(daemon=daemon, status__in=ACTIVE_STATUSES)
+        parts = JobPart.objects.filter(daemon=daemon, status__in=ACTIVE_STATUSES)
         if job_ids is not None:
             jobs = jobs.filter(pk__in=list(job_ids))
+            parts = parts.filter(job_id__in=list(job_ids))
         interrupted = list(jobs.values_list("pk", flat=True))
         Job.objects.filter(pk__in=interrupted).update(
             status=JobStatus.INTERRUPTED, error=reason, finished_at=timezone.now()
         )
         for job_id in interrupted:  # an ended job is a record like any other: chain it
             link_job(job_id)
-    return len(interrupted)
+        part_ids = list(parts.values_list("pk", flat=True))
+    for part_id in part_ids:
+        finish_part(part_id, JobStatus.INTERRUPTED, reason)
+    return len(interrupted) + len(part_ids)
 
 
 def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:

@@ -1,24 +1,28 @@
 """Starting, cancelling and re-running jobs on behalf of a web user.
 
-The daemon records every job it accepts; the web records only the attempts the
-daemon never saw (daemon down), so that history still shows them.
+The web creates the job, with one part per zone its servers are in, and sends
+each part to its zone's daemon, which claims it and records its hosts' results
+into the same job. A part whose daemon cannot take it is closed here, its hosts
+failed with the reason, so history shows every attempt.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.utils import timezone
+from django.db import connection, transaction
 
 from omserver import client as daemon
 from omserver.sdk import MASK, ParamError, mask_params, validate_params
 from omserverweb.access.services import authorize_run
-from omserverweb.daemon import daemon_address, daemon_client
+from omserverweb.daemon import Endpoint, endpoints_for, refusal_reason
 from omserverweb.inventory.models import Server
-from omserverweb.jobs.models import Job, JobStatus
+from omserverweb.jobs import recorder
+from omserverweb.jobs.models import ACTIVE_STATUSES, Job, JobPart, JobStatus
 from omserverweb.modules.models import ModuleDefinition
 
 log = logging.getLogger("omserverweb.jobs")
@@ -42,7 +46,7 @@ def start_job(
     timeout: float | None = None,
     rollout: dict[str, Any] | None = None,
 ) -> Job:
-    """Authorize, validate and hand a job to the daemon; returns its record."""
+    """Authorize, validate, record and hand the job to its zones' daemons; its record."""
     if not module.enabled:
         raise JobRequestError(f"module {module.pk} is disabled", "module")
     if not servers:
@@ -55,25 +59,87 @@ def start_job(
         clean = validate_params(module.params_schema, params)
     except ParamError as exc:
         raise JobRequestError(str(exc), f"params.{exc.field}") from exc
-    targets = [s.as_target() for s in servers]
-    try:
-        job_id = daemon_client().submit(
-            module.pk,
-            targets,
-            clean,
-            timeout=timeout,
-            requested_by=user.get_username(),
-            rollout=rollout,
+    zones = endpoints_for(s.zone for s in servers)
+    groups: dict[Endpoint, list[Server]] = {}
+    for server in servers:
+        groups.setdefault(zones[server.zone], []).append(server)
+    if rollout and len(groups) > 1:
+        raise JobRequestError(
+            "a rollout runs within one zone: pick servers of one zone, or run without rollout",
+            "rollout",
         )
-    except (daemon.DaemonUnreachable, daemon.ClientConfigError, daemon.FrameRefused) as exc:
-        reason = unreachable_reason(exc)
-        log.error("job not started: %s", reason)
-        return _record_failed_attempt(user, module, targets, clean, timeout, rollout, reason)
-    except daemon.InvalidParameters as exc:
-        raise JobRequestError(str(exc), f"params.{exc.field}") from exc
-    except daemon.UnknownModule as exc:
-        raise JobRequestError(str(exc), "module") from exc
-    return Job.objects.get(pk=job_id)
+    job = _create_job(user, module, servers, groups, clean, timeout, rollout)
+    parts = {part.zone: part for part in job.parts.all()}
+
+    def send(endpoint: Endpoint, members: list[Server]) -> None:
+        _send_part(job, parts[endpoint.zone], endpoint, members, clean, user.get_username())
+
+    if len(groups) == 1:
+        send(*next(iter(groups.items())))
+    else:  # one zone's slow daemon must not hold up the others
+        with ThreadPoolExecutor(len(groups), thread_name_prefix="zone") as pool:
+            for future in [pool.submit(_in_thread, send, *item) for item in groups.items()]:
+                future.result()
+    job.refresh_from_db()
+    return job
+
+
+def _create_job(
+    user: AbstractBaseUser,
+    module: ModuleDefinition,
+    servers: Sequence[Server],
+    groups: dict[Endpoint, list[Server]],
+    params: dict[str, Any],
+    timeout: float | None,
+    rollout: dict[str, Any] | None,
+) -> Job:
+    with transaction.atomic():
+        job = Job.objects.create(
+            module=module,
+            requested_by=user.get_username(),
+            client=WEB_CLIENT,
+            targets=[s.hostname for s in servers],
+            params=mask_params(module.params_schema, params),
+            timeout=timeout,
+            rollout=rollout,
+            status=JobStatus.QUEUED,
+        )
+        JobPart.objects.bulk_create(
+            JobPart(job=job, zone=endpoint.zone, hosts=sorted(s.hostname for s in members))
+            for endpoint, members in groups.items()
+        )
+    return job
+
+
+def _send_part(
+    job: Job,
+    part: JobPart,
+    endpoint: Endpoint,
+    servers: list[Server],
+    params: dict[str, Any],
+    requested_by: str,
+) -> None:
+    try:
+        endpoint.client().submit(
+            job.module_id,
+            [s.as_target() for s in servers],
+            params,
+            timeout=job.timeout,
+            requested_by=requested_by,
+            rollout=job.rollout,
+            job=job.pk,
+        )
+    except daemon.DaemonError as exc:
+        reason = refusal_reason(exc, endpoint)
+        log.error("job %d: zone %s not started: %s", job.pk, endpoint.zone, reason)
+        recorder.fail_unclaimed_part(part.pk, reason)
+
+
+def _in_thread(send: Any, *args: Any) -> None:
+    try:
+        send(*args)
+    finally:
+        connection.close()  # this thread's own connection
 
 
 def rerun_params(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -91,47 +157,18 @@ def rerun_params(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def unreachable_reason(exc: daemon.DaemonError) -> str:
-    """What an operator reads when the daemon could not take a request."""
-    address = daemon_address()
-    if isinstance(exc, daemon.ClientConfigError):
-        return f"the web console has no usable daemon key (OMSERVER_DAEMON_CLIENT_KEY): {exc}"
-    if isinstance(exc, daemon.FrameRefused):
-        return f"master-control daemon at {address} refused the web console's key: {exc}"
-    return f"master-control daemon unreachable at {address}: {exc}"
-
-
-def _record_failed_attempt(
-    user: AbstractBaseUser,
-    module: ModuleDefinition,
-    targets: list[dict[str, Any]],
-    params: dict[str, Any],
-    timeout: float | None,
-    rollout: dict[str, Any] | None,
-    reason: str,
-) -> Job:
-    now = timezone.now()
-    return Job.objects.create(
-        module=module,
-        requested_by=user.get_username(),
-        client=WEB_CLIENT,
-        targets=[t["hostname"] for t in targets],
-        params=mask_params(module.params_schema, params),
-        timeout=timeout,
-        rollout=rollout,
-        status=JobStatus.FAILED,
-        error=reason,
-        started_at=now,
-        finished_at=now,
-    )
-
-
 class DaemonUnavailableError(RuntimeError):
     """The daemon cannot be asked right now; the message says why."""
 
 
 def cancel_job(job: Job) -> None:
-    try:
-        daemon_client().cancel(job.pk)
-    except (daemon.DaemonUnreachable, daemon.ClientConfigError, daemon.FrameRefused) as exc:
-        raise DaemonUnavailableError(unreachable_reason(exc)) from exc
+    """Ask every daemon still running a part of the job to stop it."""
+    zones = list(job.parts.filter(status__in=ACTIVE_STATUSES).values_list("zone", flat=True))
+    failures = []
+    for endpoint in set(endpoints_for(zones or [job.daemon]).values()):
+        try:
+            endpoint.client().cancel(job.pk)
+        except daemon.DaemonError as exc:
+            failures.append(refusal_reason(exc, endpoint))
+    if failures:
+        raise DaemonUnavailableError("; ".join(failures))

@@ -1,0 +1,195 @@
+"""Zones: several daemons, each beside its own salt-master; one job across them.
+
+Zone dc1 is the shared web-test daemon on the session's Salt lab (lab-minion-1/2);
+zone dc2 is a daemon of its own beside a second salt-master with one minion.
+The web's default daemon is down throughout, so nothing can quietly run there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.test import Client as WebClient
+
+from omserver.client import InvalidRequest
+from omserverweb.inventory.models import Server, Zone
+from omserverweb.jobs.models import HostResult, Job, JobPart
+from tests.conftest import WWW_HOSTS, logged_in
+from tests.daemon_process import RunningDaemon, running_daemon
+from tests.lab.procs import free_port, stop
+from tests.lab.salt import SaltLab
+from tests.test_api import api_as, finished
+
+DC2_HOST = "dc2-minion-1"
+ALL_HOSTS = sorted([*WWW_HOSTS, DC2_HOST])
+
+
+@pytest.fixture(scope="module")
+def dc2_lab() -> Iterator[SaltLab]:
+    with SaltLab((DC2_HOST,)) as lab:
+        yield lab
+
+
+@pytest.fixture
+def dc2_daemon(dc2_lab, tmp_path: Path, test_database_url: str) -> Iterator[RunningDaemon]:
+    env = {
+        **dc2_lab.settings(),
+        "OMSERVER_DAEMON_NAME": "dc2",
+        "OMSERVER_SALT_TIMEOUT": "10",
+        "OMSERVER_SALT_GATHER_JOB_TIMEOUT": "10",
+    }
+    with running_daemon(tmp_path / "dc2", env, database_url=test_database_url) as daemon:
+        yield daemon
+
+
+def register(name: str, address: str, key: str) -> Zone:
+    zone = Zone(name=name, address=address, backend="saltstack")
+    zone.client_key = key
+    zone.save()
+    return zone
+
+
+@pytest.fixture
+def two_zones(transactional_db, inventory, alice, daemon_down, salt_daemon_for_web, dc2_daemon):
+    """dc1 = the shared web-test daemon, dc2 = its own; servers placed in each."""
+    register("dc1", salt_daemon_for_web.address, salt_daemon_for_web.issued["web"])
+    register("dc2", dc2_daemon.address, dc2_daemon.issued["web"])
+    Server.objects.filter(hostname__in=WWW_HOSTS).update(zone="dc1")
+    Server.objects.create(
+        hostname=DC2_HOST, lan_ip="127.0.3.1", app_category=inventory.www, zone="dc2"
+    )
+    return dc2_daemon
+
+
+def run(user, servers: list[str]) -> dict:
+    client = api_as(user)
+    response = client.post("/api/jobs/", {"module": 1003, "servers": servers}, format="json")
+    assert response.status_code == 201, response.data
+    return finished(client, response.data["id"])
+
+
+@pytest.mark.salt
+def test_one_job_across_two_zones_then_one_zone_down(two_zones, alice) -> None:
+    job = run(alice, ALL_HOSTS)
+    assert job["status"] == "succeeded", job
+    assert sorted(r["host"] for r in job["results"]) == ALL_HOSTS
+    assert all(r["status"] == "ok" and r["rc"] == 0 for r in job["results"])
+    # Both daemons numbered the rows of the one job: a reader polling "after N" misses none.
+    assert sorted(r["seq"] for r in job["results"]) == [1, 2, 3]
+    parts = {p["zone"]: p for p in job["parts"]}
+    assert {z: (p["daemon"], p["status"], p["hosts"]) for z, p in parts.items()} == {
+        "dc1": ("web-tests", "succeeded", sorted(WWW_HOSTS)),
+        "dc2": ("dc2", "succeeded", [DC2_HOST]),
+    }
+    assert Job.objects.count() == 1  # the daemons wrote into the web's job, made none
+
+    only_dc2 = run(alice, [DC2_HOST])
+    assert (only_dc2["status"], only_dc2["parts"][0]["daemon"]) == ("succeeded", "dc2")
+
+    stop(two_zones.process, grace=5)
+    job = run(alice, ALL_HOSTS)
+    assert job["status"] == "partial"
+    by_host = {r["host"]: r for r in job["results"]}
+    assert sorted(by_host) == ALL_HOSTS
+    assert all(by_host[h]["status"] == "ok" for h in WWW_HOSTS)
+    reason = f"zone dc2: master-control daemon unreachable at {two_zones.address}"
+    assert by_host[DC2_HOST]["status"] == "failed"
+    assert reason in by_host[DC2_HOST]["stderr"]
+    assert reason in job["error"]
+    assert {p["zone"]: p["status"] for p in job["parts"]} == {"dc1": "succeeded", "dc2": "failed"}
+    page = logged_in(alice).get(f"/jobs/{job['id']}/").content.decode()
+    assert reason in page
+
+
+@pytest.mark.salt
+def test_a_daemon_claims_its_part_once_and_only_as_asked(two_zones, alice) -> None:
+    job = Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=[DC2_HOST])
+    part = JobPart.objects.create(job=job, zone="dc2", hosts=[DC2_HOST])
+    with two_zones.client() as daemon:
+        for module, hosts in (
+            (1003, WWW_HOSTS[:1]),
+            (1001, [DC2_HOST]),
+            (1003, [DC2_HOST, *WWW_HOSTS]),
+        ):
+            with pytest.raises(InvalidRequest, match=f"job {job.pk} has no unclaimed part"):
+                daemon.submit(module, list(hosts), job=job.pk)
+        assert daemon.submit(1003, [DC2_HOST], job=job.pk) == job.pk
+        assert daemon.wait(job.pk, 60)["status"] == "succeeded"
+        with pytest.raises(InvalidRequest, match="no unclaimed part"):  # a claim made again
+            daemon.submit(1003, [DC2_HOST], job=job.pk)
+    part.refresh_from_db()
+    assert (part.daemon, part.status) == ("dc2", "succeeded")
+    assert HostResult.objects.get(job=job).host == DC2_HOST
+
+
+def test_a_rollout_does_not_span_zones(transactional_db, inventory, alice) -> None:
+    register("dc2", "127.0.0.1:9", "x" * 43 + "=")
+    inventory.bbs_server.zone = "dc2"
+    inventory.bbs_server.save()
+    response = api_as(alice).post(
+        "/api/jobs/",
+        {"module": 1003, "servers": [WWW_HOSTS[0], "bbs-01"], "rollout": {"canary": 1}},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "a rollout runs within one zone" in str(response.data["rollout"])
+    assert not Job.objects.exists()
+
+
+@pytest.mark.salt
+def test_each_zones_health_shows_in_the_console_and_the_probe(
+    transactional_db, alice, daemon_down, salt_daemon_for_web
+) -> None:
+    register("dc1", salt_daemon_for_web.address, salt_daemon_for_web.issued["web"])
+    dead = f"127.0.0.1:{free_port()}"
+    register("dc2", dead, salt_daemon_for_web.issued["web"])
+    page = logged_in(alice).get("/zones/").content.decode()
+    dc1, dc2 = page.split('data-zone="dc1"')[1], page.split('data-zone="dc2"')[1]
+    assert "status-succeeded" in dc1.split("</tr>")[0]
+    assert f"zone dc2: master-control daemon unreachable at {dead}" in dc2.split("</tr>")[0]
+    health = WebClient().get("/healthz").json()
+    assert health == {
+        "status": "degraded",
+        "database": "ok",
+        "daemon": "unreachable",
+        "zones": {"default": "unreachable", "dc1": "ok", "dc2": "unreachable"},
+    }
+
+
+def test_the_zone_page_needs_a_login(db) -> None:
+    assert WebClient().get("/zones/").status_code == 302
+
+
+def test_a_zone_key_is_sealed_and_never_shown_again(db, alice) -> None:
+    from omserver.wire import new_key
+
+    key = new_key()
+    admin = logged_in(alice)
+    form = {"name": "dc3", "address": "10.0.0.5:11511", "client_id": "web", "backend": "ansible"}
+    assert "needs its daemon" in admin.post("/admin/inventory/zone/add/", form).content.decode()
+    assert (
+        "not"
+        in admin.post(
+            "/admin/inventory/zone/add/", {**form, "client_key": "short"}
+        ).content.decode()
+    )
+    assert admin.post("/admin/inventory/zone/add/", {**form, "client_key": key}).status_code == 302
+    zone = Zone.objects.get(name="dc3")
+    assert key not in zone.sealed_key and zone.client_key == key
+    change = f"/admin/inventory/zone/{zone.pk}/change/"
+    assert key not in admin.get(change).content.decode()
+    assert admin.post(change, {**form, "address": "10.0.0.6:11511"}).status_code == 302
+    zone.refresh_from_db()
+    assert (zone.address, zone.client_key) == ("10.0.0.6:11511", key)
+
+
+def test_a_zone_with_servers_cannot_be_deleted(db, alice, inventory) -> None:
+    zone = register("dc2", "127.0.0.1:9", "k")
+    Server.objects.filter(hostname="bbs-01").update(zone="dc2")
+    delete = f"/admin/inventory/zone/{zone.pk}/delete/"
+    assert logged_in(alice).post(delete, {"post": "yes"}).status_code == 403
+    Server.objects.filter(hostname="bbs-01").update(zone="default")
+    assert logged_in(alice).post(delete, {"post": "yes"}).status_code == 302
+    assert not Zone.objects.exists()
