@@ -213,6 +213,14 @@ ALTER TABLE `authtoken_token` ADD CONSTRAINT `authtoken_token_user_id_35299eff_f
 --
 -- (no-op)
 --
+-- Create model Zone
+--
+CREATE TABLE `inventory_zone` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `name` varchar(64) NOT NULL UNIQUE, `address` varchar(255) NOT NULL, `client_id` varchar(100) NOT NULL, `sealed_key` longtext NOT NULL, `backend` varchar(20) NOT NULL, `notes` longtext NOT NULL);
+--
+-- Alter field zone on server
+--
+-- (no-op)
+--
 -- Create model Job
 --
 CREATE TABLE `jobs_job` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `requested_by` varchar(150) NOT NULL, `client` varchar(100) NOT NULL, `targets` json NOT NULL, `params` json NOT NULL, `rollout` json NULL, `rollout_stop` longtext NOT NULL, `backend` varchar(20) NOT NULL, `daemon` varchar(100) NOT NULL, `timeout` double precision NULL, `status` varchar(12) NOT NULL, `error` longtext NOT NULL, `created_at` datetime(6) NOT NULL, `started_at` datetime(6) NULL, `finished_at` datetime(6) NULL, `module_id` integer UNSIGNED NOT NULL);
@@ -270,6 +278,17 @@ ALTER TABLE `jobs_job` ALTER COLUMN `chain_hash` DROP DEFAULT;
 -- Create constraint uniq_job_chain_pos on model job
 --
 ALTER TABLE `jobs_job` ADD CONSTRAINT `uniq_job_chain_pos` UNIQUE (`chain_pos`);
+--
+-- Add field last_seq to job
+--
+ALTER TABLE `jobs_job` ADD COLUMN `last_seq` integer UNSIGNED DEFAULT 0 NOT NULL CHECK (`last_seq` >= 0);
+ALTER TABLE `jobs_job` ALTER COLUMN `last_seq` DROP DEFAULT;
+--
+-- Create model JobPart
+--
+CREATE TABLE `jobs_jobpart` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `zone` varchar(64) NOT NULL, `hosts` json NOT NULL, `daemon` varchar(100) NOT NULL, `status` varchar(12) NOT NULL, `error` longtext NOT NULL, `rollout_stop` longtext NOT NULL, `started_at` datetime(6) NULL, `finished_at` datetime(6) NULL, `job_id` bigint NOT NULL, CONSTRAINT `uniq_part_job_zone` UNIQUE (`job_id`, `zone`));
+ALTER TABLE `jobs_jobpart` ADD CONSTRAINT `jobs_jobpart_job_id_7518a737_fk_jobs_job_id` FOREIGN KEY (`job_id`) REFERENCES `jobs_job` (`id`);
+CREATE INDEX `part_daemon_idx` ON `jobs_jobpart` (`daemon`, `status`);
 --
 -- Create model Session
 --

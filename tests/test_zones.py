@@ -193,3 +193,37 @@ def test_a_zone_with_servers_cannot_be_deleted(db, alice, inventory) -> None:
     Server.objects.filter(hostname="bbs-01").update(zone="default")
     assert logged_in(alice).post(delete, {"post": "yes"}).status_code == 302
     assert not Zone.objects.exists()
+
+
+def test_the_last_part_to_end_closes_the_job_and_a_restart_interrupts_its_part(
+    transactional_db, inventory
+) -> None:
+    from omserver.sdk import HostResult as Result
+    from omserverweb.jobs import recorder
+
+    job = Job.objects.create(
+        module_id=1003, requested_by="alice", client="web", targets=["a", "b", "c"]
+    )
+    dc1 = JobPart.objects.create(job=job, zone="dc1", hosts=["a", "b"])
+    dc2 = JobPart.objects.create(job=job, zone="dc2", hosts=["c"])
+    assert recorder.claim_part(job.pk, 1003, ["b", "a"], "daemon-1") == dc1.pk
+    recorder.mark_running(job.pk, dc1.pk)
+    recorder.save_result(job.pk, Result("a", "ok", 0, "fine", "", 0.1), first=True)
+    # dc1's daemon restarts with its part unfinished; dc2's part is still being sent.
+    assert recorder.interrupt_unfinished("daemon-1", "the daemon stopped before it ended") == 1
+    job.refresh_from_db()
+    assert (job.status, job.finished_at) == ("running", None)
+    recorder.fail_unclaimed_part(dc2.pk, "zone dc2: master-control daemon unreachable at x")
+    job.refresh_from_db()
+    assert job.status == "interrupted"
+    assert job.error == (
+        "the daemon stopped before it ended; zone dc2: master-control daemon unreachable at x"
+    )
+    assert job.chain_pos is not None
+    rows = {r.host: (r.status, r.seq) for r in job.results.all()}
+    assert rows == {"a": ("ok", 1), "c": ("failed", 2)}
+    recorder.finish_part(dc1.pk, "succeeded")  # a late word from a closed part changes nothing
+    job.refresh_from_db()
+    assert job.status == "interrupted"
+    dc1.refresh_from_db()
+    assert dc1.status == "interrupted"

@@ -17,11 +17,13 @@ from django.db import close_old_connections, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from omserver.sdk import HostResult
 from omserverweb.audit.chain import JOBS_SCOPE, ensure_heads, link_hash, locked_heads
 from omserverweb.audit.jobchain import job_content
 from omserverweb.audit.models import ChainHead
 from omserverweb.inventory.models import Server
-from omserverweb.jobs.models import ACTIVE_STATUSES, HostResult, HostStatus, Job, JobPart, JobStatus
+from omserverweb.jobs.models import ACTIVE_STATUSES, HostStatus, Job, JobPart, JobStatus
+from omserverweb.jobs.models import HostResult as HostRow
 from omserverweb.modules.models import ModuleDefinition
 
 
@@ -92,9 +94,9 @@ def save_result(job_id: int, result: Any, *, first: bool) -> None:
             "seq": seq,
         }
         if first:
-            HostResult.objects.create(job_id=job_id, host=result.host, **fields)
+            HostRow.objects.create(job_id=job_id, host=result.host, **fields)
         else:
-            HostResult.objects.filter(job_id=job_id, host=result.host).update(
+            HostRow.objects.filter(job_id=job_id, host=result.host).update(
                 updated_at=timezone.now(), **fields
             )
 
@@ -145,7 +147,7 @@ def _close_part(
         if not closed:
             return
         for host in hosts if failed_hosts else ():
-            save_result(job_id, _Failed(host, error), first=True)
+            save_result(job_id, HostResult(host, HostStatus.FAILED, stderr=error), first=True)
         if not job.parts.filter(status__in=ACTIVE_STATUSES).exists():
             parts = list(job.parts.order_by("zone"))
             Job.objects.filter(pk=job_id).update(
@@ -165,15 +167,6 @@ def _combined_status(job: Job, part_statuses: set[str]) -> str:
     if ok == len(job.targets):
         return JobStatus.SUCCEEDED
     return JobStatus.PARTIAL if ok else JobStatus.FAILED
-
-
-class _Failed:
-    """The row of a host whose zone never ran it; the reason is its stderr."""
-
-    status, rc, stdout, duration, truncated = HostStatus.FAILED, None, "", 0.0, False
-
-    def __init__(self, host: str, reason: str) -> None:
-        self.host, self.stderr = host, reason
 
 
 def link_job(job_id: int) -> None:
@@ -234,7 +227,7 @@ def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:
     if job is None:
         return None
     rows = list(
-        HostResult.objects.filter(job_id=job_id, seq__gt=after)
+        HostRow.objects.filter(job_id=job_id, seq__gt=after)
         .order_by("seq")
         .values("host", "status", "rc", "stdout", "stderr", "duration", "truncated", "seq")
     )
