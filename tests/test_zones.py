@@ -18,9 +18,10 @@ from omserverweb.inventory.models import Server, Zone
 from omserverweb.jobs.models import HostResult, Job, JobPart
 from tests.conftest import WWW_HOSTS, logged_in
 from tests.daemon_process import RunningDaemon, running_daemon
-from tests.lab.procs import free_port, stop
+from tests.lab.procs import free_port, stop, wait_for
 from tests.lab.salt import SaltLab
 from tests.test_api import api_as, finished
+from tests.test_daemon_jobs import ENGINE_MODULES, modules_folder
 
 DC2_HOST = "dc2-minion-1"
 ALL_HOSTS = sorted([*WWW_HOSTS, DC2_HOST])
@@ -32,15 +33,21 @@ def dc2_lab() -> Iterator[SaltLab]:
         yield lab
 
 
-@pytest.fixture
-def dc2_daemon(dc2_lab, tmp_path: Path, test_database_url: str) -> Iterator[RunningDaemon]:
+def zone_daemon(name: str, lab: SaltLab, folder: Path, database_url: str):
+    """A daemon for zone ``name`` beside ``lab``'s master, with the test modules too."""
     env = {
-        **dc2_lab.settings(),
-        "OMSERVER_DAEMON_NAME": "dc2",
+        **lab.settings(),
+        "OMSERVER_DAEMON_NAME": name,
+        "OMSERVER_DAEMON_MODULES_DIR": str(modules_folder(folder)),
         "OMSERVER_SALT_TIMEOUT": "10",
         "OMSERVER_SALT_GATHER_JOB_TIMEOUT": "10",
     }
-    with running_daemon(tmp_path / "dc2", env, database_url=test_database_url) as daemon:
+    return running_daemon(folder / "var", env, database_url=database_url)
+
+
+@pytest.fixture
+def dc2_daemon(dc2_lab, tmp_path: Path, test_database_url: str) -> Iterator[RunningDaemon]:
+    with zone_daemon("dc2", dc2_lab, tmp_path / "dc2", test_database_url) as daemon:
         yield daemon
 
 
@@ -122,6 +129,36 @@ def test_a_daemon_claims_its_part_once_and_only_as_asked(two_zones, alice) -> No
     part.refresh_from_db()
     assert (part.daemon, part.status) == ("dc2", "succeeded")
     assert HostResult.objects.get(job=job).host == DC2_HOST
+
+
+@pytest.mark.salt
+def test_cancel_reaches_every_zone_still_running(
+    two_zones, alice, salt_lab, tmp_path: Path, test_database_url: str
+) -> None:
+    from omserver.loader import ModuleRegistry
+    from omserverweb.jobs.recorder import ensure_module
+
+    sleep = ModuleRegistry(ENGINE_MODULES, "saltstack").get(9101)
+    ensure_module(sleep.id, sleep.name, sleep.caption, sleep.params, list(sleep.backends))
+    with zone_daemon("dc1", salt_lab, tmp_path / "dc1", test_database_url) as dc1:
+        zone = Zone.objects.get(name="dc1")
+        zone.address, zone.client_key = dc1.address, dc1.issued["web"]
+        zone.save()
+        client = api_as(alice)
+        started = client.post(
+            "/api/jobs/",
+            {"module": 9101, "servers": ALL_HOSTS, "params": {"seconds": 120}},
+            format="json",
+        ).data
+        parts = JobPart.objects.filter(job_id=started["id"])
+        wait_for(lambda: {p.status for p in parts} == {"running"}, 30, "both zones running")
+        assert client.post(f"/api/jobs/{started['id']}/cancel/").status_code == 202
+        job = finished(client, started["id"])
+    assert job["status"] == "cancelled"
+    assert {p["zone"]: p["status"] for p in job["parts"]} == {
+        "dc1": "cancelled",
+        "dc2": "cancelled",
+    }
 
 
 def test_a_rollout_does_not_span_zones(transactional_db, inventory, alice) -> None:
