@@ -414,7 +414,9 @@ def test_a_stopped_daemon_is_said_plainly_and_the_attempt_is_in_the_history(
     page.get_by_role("button", name="Run", exact=True).click()
     expect(page.locator("#run-error")).to_contain_text(reason)
     expect(page.locator("#results .job-head .badge")).to_have_text("failed")
-    expect(page.locator("#results .progress-text")).to_have_text("0 of 2 hosts")
+    # Each host is recorded failed, with the reason as its stderr.
+    expect(page.locator("#results .progress-text")).to_have_text("2 of 2 hosts")
+    expect(page.locator("#results")).to_contain_text(reason)
     screenshot(page, "console-daemon-down")
     job_id = job_id_in_results(page)
 

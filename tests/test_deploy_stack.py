@@ -300,6 +300,7 @@ def test_the_health_endpoint_comes_through_nginx(stack) -> None:
         "status": "degraded",
         "database": "ok",
         "daemon": "unreachable",
+        "zones": {"default": "unreachable"},
     }
 
 
