@@ -243,7 +243,7 @@ class Engine:
     # -- request checks -----------------------------------------------------------
 
     def _claim(self, job_id: Any, module: LoadedModule, targets: list[Target]) -> int:
-        """This daemon's part of a job the web created for several zones."""
+        """This daemon's part of a job the web created (one part per zone it spans)."""
         if isinstance(job_id, bool) or not isinstance(job_id, int):
             raise SubmitError("invalid_request", "job must be a job id (integer)", "job")
         if job_id in self._jobs:

@@ -9,8 +9,9 @@ failed with the reason, so history shows every attempt.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -70,15 +71,16 @@ def start_job(
         )
     job = _create_job(user, module, servers, groups, clean, timeout, rollout)
     parts = {part.zone: part for part in job.parts.all()}
-
-    def send(endpoint: Endpoint, members: list[Server]) -> None:
-        _send_part(job, parts[endpoint.zone], endpoint, members, clean, user.get_username())
-
-    if len(groups) == 1:
-        send(*next(iter(groups.items())))
+    who = user.get_username()
+    sends = [
+        partial(_send_part, job, parts[endpoint.zone], endpoint, members, clean, who)
+        for endpoint, members in groups.items()
+    ]
+    if len(sends) == 1:
+        sends[0]()
     else:  # one zone's slow daemon must not hold up the others
-        with ThreadPoolExecutor(len(groups), thread_name_prefix="zone") as pool:
-            for future in [pool.submit(_in_thread, send, *item) for item in groups.items()]:
+        with ThreadPoolExecutor(len(sends), thread_name_prefix="zone") as pool:
+            for future in [pool.submit(_with_own_connection, send) for send in sends]:
                 future.result()
     job.refresh_from_db()
     return job
@@ -135,11 +137,11 @@ def _send_part(
         recorder.fail_unclaimed_part(part.pk, reason)
 
 
-def _in_thread(send: Any, *args: Any) -> None:
+def _with_own_connection(work: Callable[[], None]) -> None:
     try:
-        send(*args)
+        work()
     finally:
-        connection.close()  # this thread's own connection
+        connection.close()  # the pool thread's own database connection
 
 
 def rerun_params(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
