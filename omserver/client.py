@@ -216,7 +216,7 @@ class Client:
     ) -> dict[str, Any]:
         """Submit and wait for the end (the job's own ``timeout`` bounds the wait)."""
         request = self._job_request(module_id, targets, params, timeout, requested_by, rollout)
-        state = self._call("run", **request, wait=WAIT_SLICE)
+        state = self._call("run", **request, wait=self._slice(None))
         if state["status"] not in FINAL_STATUSES:
             state = self.wait(state["id"], check=False)
         return self._checked(state, check)
@@ -246,11 +246,12 @@ class Client:
         }
         return {name: value for name, value in request.items() if value is not None}
 
-    @staticmethod
-    def _slice(deadline: float | None) -> float:
+    def _slice(self, deadline: float | None) -> float:
+        """One wait asked of the daemon: it must answer before our socket times out."""
+        longest = min(WAIT_SLICE, self.timeout * 0.8)
         if deadline is None:
-            return WAIT_SLICE
-        return max(0.0, min(WAIT_SLICE, deadline - time.monotonic()))
+            return longest
+        return max(0.0, min(longest, deadline - time.monotonic()))
 
     @staticmethod
     def _checked(state: dict[str, Any], check: bool) -> dict[str, Any]:

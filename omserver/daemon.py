@@ -126,17 +126,23 @@ def serve(config: Config) -> None:
             keys.path,
         )
     registry, engine = build_engine(config)
-    execution.warm_up(config)
-    engine.start()
     gate = Gate(
         keys,
         EngineHandler(registry, engine),
         clock_skew=config["daemon.clock_skew"],
         max_frame_bytes=config["daemon.max_frame_bytes"],
     )
-    server = DaemonServer(
-        gate, host, port, max_packet_bytes=config["daemon.max_frame_bytes"] + PACKET_OVERHEAD
-    )
+    # Bound before the engine marks what a previous run left as interrupted: a second
+    # `serve` by mistake fails here instead of interrupting a live daemon's jobs.
+    try:
+        server = DaemonServer(
+            gate, host, port, max_packet_bytes=config["daemon.max_frame_bytes"] + PACKET_OVERHEAD
+        )
+    except OSError as exc:
+        where = config.origin("daemon.address")
+        raise ConfigError(f"{where}: cannot listen on {host}:{port}: {exc.strerror}") from exc
+    execution.warm_up(config)
+    engine.start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.close())
     log.info(

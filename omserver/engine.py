@@ -24,7 +24,7 @@ from omserver.service import OperationError
 
 log = logging.getLogger("omserver.engine")
 
-FINAL = {"succeeded", "failed", "partial", "timeout", "cancelled", "interrupted"}
+KILL_WAIT = 5.0  # seconds a worker gets, after shutdown cancelled its job, to kill its process
 
 
 class SubmitError(OperationError):
@@ -84,20 +84,28 @@ class Engine:
 
     def shutdown(self, grace: float) -> None:
         """Let running jobs finish within ``grace`` seconds; interrupt the rest."""
-        never_started = self._scheduler.close()
+        never_started = set(self._scheduler.close())
         deadline = time.monotonic() + grace
-        for job in list(self._jobs.values()):
+        with self._lock:
+            running = [j for j in self._jobs.values() if j.job_id not in never_started]
+        for job in running:
             job.done.wait(max(0.0, deadline - time.monotonic()))
-        unfinished = [j.job_id for j in self._jobs.values() if not j.done.is_set()]
-        for job_id in unfinished:
-            self._jobs[job_id].cancel.set()
+        unfinished = [job for job in running if not job.done.is_set()]
+        for job in unfinished:
+            job.cancel.set()
         self.recorder.interrupt_unfinished(
-            self.name, "the daemon was stopped before the job ended", never_started + unfinished
+            self.name,
+            "the daemon was stopped before the job ended",
+            [*never_started, *(job.job_id for job in unfinished)],
         )
+        for worker in self._workers:  # their late writes to closed jobs are dropped
+            worker.join(KILL_WAIT)
 
     # -- operations ---------------------------------------------------------------
 
     def submit(self, client: str, body: dict[str, Any]) -> int:
+        if self._scheduler.closed:
+            raise SubmitError("unavailable", "the daemon is shutting down; try again shortly")
         module = self._module(body.get("module"))
         targets = self._targets(body.get("targets"))
         try:

@@ -16,11 +16,19 @@ class ReplayCache:
     unexpired nonces are held, the oldest is dropped and ``floor`` rises to its
     timestamp: frames at or below the floor are refused as if stale, so a full
     cache never lets a replay through.
+
+    The cache lives in memory, so it knows nothing of the nonces a previous run
+    of the daemon saw: frames stamped before ``not_before`` (the daemon's start)
+    are refused, or a request captured just before a restart could be replayed
+    just after it.
     """
 
-    def __init__(self, skew: float, capacity: int = 200_000) -> None:
+    def __init__(
+        self, skew: float, capacity: int = 200_000, not_before: float = float("-inf")
+    ) -> None:
         self.skew = skew
         self.capacity = capacity
+        self.not_before = not_before
         self.floor = float("-inf")
         self._seen: set[tuple[str, bytes]] = set()
         self._expiry: list[tuple[float, str, bytes]] = []  # heap of (ts + skew, client, nonce)
@@ -31,6 +39,8 @@ class ReplayCache:
         if abs(now - ts) > self.skew:
             offset = now - ts
             raise FrameError("stale", f"timestamp {offset:+.1f} s off (max ±{self.skew:g} s)")
+        if ts < self.not_before:
+            raise FrameError("stale", "timestamp from before the daemon started")
         with self._lock:
             self._expire(now)
             if ts <= self.floor:

@@ -21,6 +21,10 @@ class Scheduler:
         self._closed = False
         self._changed = threading.Condition()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def put(self, ticket: Ticket) -> None:
         with self._changed:
             self._queue.append(ticket)

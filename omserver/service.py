@@ -189,7 +189,7 @@ class Gate:
         self.keys = keys
         self.handler = handler
         self.max_frame_bytes = max_frame_bytes
-        self.replay = replay or ReplayCache(clock_skew)
+        self.replay = replay or ReplayCache(clock_skew, not_before=clock())
         self.clock = clock
 
     def exchange(self, frame: object, peer: str) -> bytes:

@@ -6,7 +6,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from omserverweb.inventory.models import Server
+from omserverweb.inventory.models import AppCategory, Server
 from omserverweb.jobs.models import HostResult, Job
 from omserverweb.modules.models import ModuleDefinition
 from tests.conftest import WWW_HOSTS
@@ -110,6 +110,28 @@ def test_job_filters(alice, inventory) -> None:
     client = api_as(alice)
     for query in ("status=failed", "module=1003", "user=bob", "host=lab-minion-1"):
         assert [j["id"] for j in client.get(f"/api/jobs/?{query}").data["results"]] == [job.pk]
+    today = job.created_at.date().isoformat()
+    assert len(client.get(f"/api/jobs/?date_from={today}&date_to={today}").data["results"]) == 2
+    assert client.get("/api/jobs/?date_to=2000-01-01").data["results"] == []
+
+
+@pytest.mark.parametrize("query", ["module=abc", "status=sleeping", "date_from=yesterday"])
+def test_a_bad_job_filter_is_a_400_naming_it(alice, query) -> None:
+    response = api_as(alice).get(f"/api/jobs/?{query}")
+    assert response.status_code == 400
+    assert query.split("=")[0] in response.data
+
+
+def test_deleting_what_is_still_in_use_is_a_409_and_deletes_nothing(alice, inventory) -> None:
+    client = api_as(alice)
+    response = client.delete(f"/api/app-categories/{inventory.www.pk}/")
+    assert response.status_code == 409
+    assert "still in use by" in response.data["detail"]
+    assert client.delete(f"/api/function-categories/{inventory.www.function_id}/").status_code == 409
+    Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=[])
+    assert client.delete("/api/modules/1003/").status_code == 409
+    assert AppCategory.objects.filter(pk=inventory.www.pk).exists()
+    assert ModuleDefinition.objects.filter(pk=1003).exists()
 
 
 # -- writes need model permissions ----------------------------------------------------------

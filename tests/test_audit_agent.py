@@ -4,11 +4,16 @@ test database; and an outage of the web server that loses nothing and doubles no
 
 from __future__ import annotations
 
+import configparser
+import importlib.util
 import os
+import pwd
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
 import pytest
@@ -151,3 +156,80 @@ def test_an_outage_of_the_server_loses_nothing_and_doubles_nothing(ssh_lab, agen
     seqs = list(CommandEvent.objects.values_list("seq", flat=True))
     assert len(seqs) == len(set(seqs)) == 31
     assert verify_events() == []
+
+
+# -- the shipper's own guards, on a spool of files written here --------------------------
+
+
+def load_shipper():
+    """The shipper script as a module (it has no .py: it is installed as a command)."""
+    loader = SourceFileLoader("omserver_audit_ship", str(AGENT / "omserver-audit-ship"))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+def shipper_on(tmp_path: Path, url: str = "http://127.0.0.1:9/"):
+    config = configparser.ConfigParser()
+    config["shipper"] = {"url": url, "token": "t", "host": "bbs-01", "spool": str(tmp_path)}
+    return load_shipper().Shipper(config["shipper"])
+
+
+def drop(shipper, name: str, command: str, when: float | str | None = None) -> Path:
+    """A command file as the profile snippet writes it."""
+    path = shipper.spool / "incoming" / name
+    stamp = time.time() if when is None else when
+    path.write_bytes("\x00".join([str(stamp), "127.0.0.1", "/root", command, ""]).encode())
+    return path
+
+
+def test_the_reported_user_is_the_owner_of_the_command_file(tmp_path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown to another user needs root")
+    shipper = shipper_on(tmp_path / "spool")
+    os.chown(drop(shipper, "100.1.1", "whoami"), pwd.getpwnam("nobody").pw_uid, -1)
+    drop(shipper, "100.2.1", "id", when=f"{time.time():.6f}".replace(".", ","))  # de_DE locale
+    assert shipper.collect() == 2
+    events = [shipper.event(p) for p in sorted((shipper.spool / "pending").iterdir())]
+    assert [(e["user"], e["command"]) for e in events] == [("nobody", "whoami"), ("root", "id")]
+    assert oct(shipper.spool.stat().st_mode & 0o777) == "0o711"  # others can't list or read
+    assert oct((shipper.spool / "pending").stat().st_mode & 0o777) == "0o700"
+
+
+def test_links_and_fifos_planted_in_the_spool_are_never_reported(tmp_path) -> None:
+    shipper = shipper_on(tmp_path / "spool")
+    secret = tmp_path / "root-only"
+    secret.write_bytes(b"1\x00x\x00/\x00forged as root\x00")
+    incoming = shipper.spool / "incoming"
+    (incoming / "200.1.1").symlink_to(secret)
+    os.link(secret, incoming / "200.2.1")
+    os.mkfifo(incoming / "200.3.1")  # opening it for reading would block a naive shipper
+    assert shipper.collect() == 3
+    pending = sorted((shipper.spool / "pending").iterdir())
+    assert [shipper.event(path) for path in pending] == [None, None, None]
+
+
+def test_a_new_install_numbers_above_anything_an_earlier_one_used(tmp_path) -> None:
+    shipper = shipper_on(tmp_path / "spool")
+    drop(shipper, "300.1.1", "uptime")
+    shipper.collect()
+    [first] = (shipper.spool / "pending").iterdir()
+    assert int(first.name) > time.time_ns() // 1000 - 60_000_000  # not 1 again after a wipe
+
+
+def test_a_refused_event_and_a_stray_file_leave_the_rest_of_the_batch_sent(
+    tmp_path, web, inventory
+) -> None:
+    clear = tokens.issue("bbs-01", "alice", server=inventory.bbs_server)[1]
+    shipper = shipper_on(tmp_path / "spool", f"http://127.0.0.1:{web.port}/api/audit/events/")
+    shipper.token = clear
+    now = time.time()
+    drop(shipper, "400.1.1", "echo one", when=now)
+    drop(shipper, "400.2.1", "echo from 1990", when=631152000)  # the server refuses it: 400
+    (shipper.spool / "incoming" / "400.3.1").write_bytes(b"not a record")
+    drop(shipper, "400.4.1", "echo four", when=now + 1)
+    shipper.collect()
+    assert shipper.flush()
+    assert stored_commands() == ["echo one", "echo four"]
+    assert len(list((shipper.spool / "rejected").iterdir())) == 2
+    assert not any((shipper.spool / "pending").iterdir())

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from omserver.config import BASE_DIR
 from omserver.loader import ModuleRegistry
@@ -93,6 +94,11 @@ def test_module_authoring_needs_the_permission(bob, caplog) -> None:
     assert logged_in(bob).get("/modules/add/").status_code == 403
     assert "refused: user=bob needs modules.add_moduledefinition" in caplog.text
     assert logged_in(bob).get("/modules/1003/skeleton/").status_code == 403
+    bob.user_permissions.add(Permission.objects.get(codename="add_moduledefinition"))
+    bob = type(bob).objects.get(pk=bob.pk)  # a fresh permission cache
+    skeleton = logged_in(bob).get("/modules/2003/skeleton/")  # a new id: the add page's link
+    assert skeleton.status_code == 200
+    assert 'filename="Mid_2003.py"' in skeleton["Content-Disposition"]
 
 
 def test_adding_a_module_validates_its_schema(alice) -> None:

@@ -11,11 +11,14 @@ import os
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import rpyc
 
+from omserver import wire
 from omserver.client import Client, InvalidParameters, InvalidRequest, UnknownModule
 from omserver.config import BASE_DIR
 from omserverweb.audit.jobchain import verify_jobs
@@ -120,6 +123,16 @@ def test_cancel_stops_a_running_job(client, targets) -> None:
     assert Job.objects.get(pk=job_id).status == "cancelled"
 
 
+def test_a_client_with_a_short_socket_timeout_still_waits_out_a_longer_job(
+    lab_daemon, targets
+) -> None:
+    daemon, _ = lab_daemon
+    key = daemon.add_client("impatient")
+    with Client(daemon.address, "impatient", key, timeout=2) as client:
+        state = client.run(9101, targets, {"seconds": 5}, timeout=60)
+    assert state["status"] == "succeeded"
+
+
 def test_a_job_past_its_timeout_reads_timeout(client, targets) -> None:
     state = client.run(9101, targets, {"seconds": 120}, timeout=3, check=False)
     assert state["status"] == "timeout"
@@ -216,18 +229,41 @@ def salt_daemon(salt_lab, tmp_path, test_database_url):
 def test_a_killed_daemons_running_job_reads_interrupted_after_restart(salt_daemon) -> None:
     data_dir, env, url, targets = salt_daemon
     with running_daemon(data_dir, env, database_url=url) as first:
+        captured, _ = seal(first, "submit", {"module": 9101, "targets": targets})
+        assert exchange(first, captured)["ok"]  # an eavesdropper keeps this frame
         with first.client() as client:
             job_id = client.submit(9101, targets, {"seconds": 120}, timeout=300)
             wait_until_running(client, job_id)
         os.killpg(first.process.pid, signal.SIGKILL)
         first.process.wait(10)
         assert Job.objects.get(pk=job_id).status == "running"
-    with running_daemon(data_dir, env, issued=first.issued, database_url=url):
+    with running_daemon(data_dir, env, issued=first.issued, database_url=url) as second:
         job = Job.objects.get(pk=job_id)
         assert job.status == "interrupted"
         assert job.finished_at is not None
         assert job.chain_hash  # an interrupted job is part of the tamper-evident record too
         assert verify_jobs() is None
+        # The new process has not seen the captured frame's nonce, but it is not fooled.
+        jobs_before = Job.objects.count()
+        assert exchange(second, captured)["error"]["code"] == "stale"
+        assert Job.objects.count() == jobs_before
+
+
+def seal(daemon: RunningDaemon, op: str, body: dict) -> tuple[bytes, bytes]:
+    key = wire.cipher(wire.decode_key(daemon.issued["web"]))
+    return wire.seal_request("web", key, op, body, now=time.time())
+
+
+def exchange(daemon: RunningDaemon, frame: bytes) -> dict:
+    """Send a frame sealed by "web" as raw rpyc and open the answer; a refusal raises."""
+    host, port = wire.parse_address(daemon.address)
+    conn = rpyc.connect(host, port)
+    try:
+        answer = conn.root.exchange(frame)
+    finally:
+        conn.close()
+    key = wire.cipher(wire.decode_key(daemon.issued["web"]))
+    return wire.open_answer(answer, "web", key, wire.split_request(frame).nonce)
 
 
 @pytest.mark.salt
@@ -236,13 +272,18 @@ def test_sigterm_lets_a_short_job_finish_and_interrupts_the_rest(salt_daemon) ->
     env = {**env, "OMSERVER_DAEMON_SHUTDOWN_GRACE": "8"}
     with running_daemon(data_dir, env, database_url=url) as daemon, daemon.client() as client:
         short = client.submit(9101, targets, {"seconds": 2}, timeout=60)
-        long = client.submit(9101, targets, {"seconds": 120}, timeout=300)
+        long = client.submit(9102, targets, {"seconds": 60}, timeout=300)
+        waiting = client.submit(9102, targets, {"seconds": 1}, timeout=300)  # exclusive: queued
         wait_until_running(client, short)
         wait_until_running(client, long)
+        assert client.job(waiting)["status"] == "queued"
         os.kill(daemon.process.pid, signal.SIGTERM)  # as systemd's KillMode=mixed does
         daemon.process.wait(60)
     assert Job.objects.get(pk=short).status == "succeeded"
     assert Job.objects.get(pk=long).status == "interrupted"
+    assert Job.objects.get(pk=waiting).status == "interrupted"
+    assert not HostResult.objects.filter(job_id=waiting).exists()
+    assert verify_jobs() is None  # nothing a stopping worker wrote late altered a closed job
 
 
 @pytest.mark.salt

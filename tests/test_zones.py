@@ -195,8 +195,10 @@ def test_each_zones_health_shows_in_the_console_and_the_probe(
     }
 
 
-def test_the_zone_page_needs_a_login(db) -> None:
+def test_the_zone_page_needs_a_login_and_the_view_permission(db, bob) -> None:
     assert WebClient().get("/zones/").status_code == 302
+    assert logged_in(bob).get("/zones/").status_code == 403  # daemon addresses are not for all
+    assert 'href="/zones/"' not in logged_in(bob).get("/jobs/").content.decode()
 
 
 def test_a_zone_key_is_sealed_and_never_shown_again(db, alice) -> None:

@@ -9,6 +9,7 @@ checked between events). A minion that never answers is reported
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ from omserver.sdk.steps import Command, Copy, Service, Step
 # Salt swaps a value that would make an event bigger than max_event_size (default
 # 1 MiB) for this string: set it above modules.output_limit on master and minions.
 TRIMMED = "VALUE_TRIMMED"
+# What cmd.run_all leaves in stdout when the minion killed the command at its timeout.
+SALT_TIMED_OUT = re.compile(r" : Timed out after \d+ seconds\Z")
 TRIMMED_NOTE = "Salt dropped this output: it is larger than max_event_size allows"
 
 
@@ -183,7 +186,7 @@ def _result(
         stderr, cut_err = cap_output(err, limit)
         rc = ret["retcode"]
         status = "ok" if rc == 0 else "failed"
-        if rc == 1 and stdout.startswith("Timed out after") and duration >= timeout - 1:
+        if rc == 1 and SALT_TIMED_OUT.search(stdout) and duration >= timeout - 1:
             status = "timeout"
         return HostResult(host, status, rc, stdout, stderr, duration, dropped or cut_out or cut_err)
     if isinstance(step, Copy) and isinstance(ret, dict):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import ProtectedError, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, permissions, status, views, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
@@ -18,6 +18,7 @@ from omserverweb.access.services import visible_categories, visible_modules
 from omserverweb.api import serializers as s
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 from omserverweb.jobs import services
+from omserverweb.jobs.filters import JobFilterForm
 from omserverweb.jobs.models import ACTIVE_STATUSES, Job
 from omserverweb.jobs.queries import visible_jobs
 from omserverweb.modules.models import ModuleDefinition
@@ -26,6 +27,18 @@ from omserverweb.modules.models import ModuleDefinition
 class ServiceUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "daemon_unavailable"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's, plus a 409 for deleting what others still use (a category with servers…)."""
+    if isinstance(exc, ProtectedError):
+        used_by = sorted({str(obj) for obj in exc.protected_objects})
+        shown = ", ".join(used_by[:10]) + (" …" if len(used_by) > 10 else "")
+        return Response(
+            {"detail": f"still in use by {len(used_by)} record(s): {shown}"},
+            status=status.HTTP_409_CONFLICT,
+        )
+    return views.exception_handler(exc, context)
 
 
 class ModelPermissions(permissions.DjangoModelPermissions):
@@ -85,17 +98,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     permission_classes = [permissions.IsAuthenticated]
 
     def get_queryset(self) -> QuerySet[Job]:
-        jobs = visible_jobs(self.request.user)
-        params = self.request.query_params
-        for name, lookup in (
-            ("status", "status"),
-            ("module", "module_id"),
-            ("user", "requested_by"),
-            ("host", "results__host"),
-        ):
-            if params.get(name):
-                jobs = jobs.filter(**{lookup: params[name]})
-        return jobs.distinct() if params.get("host") else jobs
+        filters = JobFilterForm(self.request.query_params)
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        return filters.apply(visible_jobs(self.request.user))
 
     def get_serializer_class(self):
         if self.action == "create":

@@ -36,7 +36,7 @@ class LoadStatus:
 
 def module_load_status() -> LoadStatus:
     try:
-        answer = daemon_client().modules()
+        answer = daemon_client(PAGE_PROBE_TIMEOUT).modules()
     except daemon.DaemonError as exc:
         return LoadStatus(error=refusal_reason(exc))
     status = LoadStatus(loaded={int(m["id"]) for m in answer["modules"]})

@@ -1,45 +1,10 @@
 from __future__ import annotations
 
 from django import forms
-from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from omserver.sdk import SchemaError, check_schema
-from omserverweb.jobs.models import Job, JobStatus
 from omserverweb.modules.models import BACKENDS, ModuleDefinition
-
-
-class JobFilterForm(forms.Form):
-    module = forms.ModelChoiceField(
-        ModuleDefinition.objects.all(), required=False, label=_("module")
-    )
-    user = forms.CharField(required=False, max_length=150, label=_("user"))
-    status = forms.ChoiceField(
-        choices=[("", "---------"), *JobStatus.choices], required=False, label=_("status")
-    )
-    host = forms.CharField(required=False, max_length=253, label=_("host"))
-    date_from = forms.DateField(
-        required=False, label=_("from"), widget=forms.DateInput(attrs={"type": "date"})
-    )
-    date_to = forms.DateField(
-        required=False, label=_("to"), widget=forms.DateInput(attrs={"type": "date"})
-    )
-
-    def apply(self, jobs: QuerySet[Job]) -> QuerySet[Job]:
-        data = self.cleaned_data
-        if data["module"]:
-            jobs = jobs.filter(module=data["module"])
-        if data["user"]:
-            jobs = jobs.filter(requested_by=data["user"])
-        if data["status"]:
-            jobs = jobs.filter(status=data["status"])
-        if data["host"]:
-            jobs = jobs.filter(results__host=data["host"]).distinct()
-        if data["date_from"]:
-            jobs = jobs.filter(created_at__date__gte=data["date_from"])
-        if data["date_to"]:
-            jobs = jobs.filter(created_at__date__lte=data["date_to"])
-        return jobs
 
 
 class ModuleForm(forms.ModelForm):

@@ -16,6 +16,7 @@ from omserverweb.access.services import visible_categories, visible_modules
 from omserverweb.console import forms, skeleton
 from omserverweb.console.daemon_status import module_load_status, zone_overview
 from omserverweb.inventory.models import Server
+from omserverweb.jobs.filters import JobFilterForm
 from omserverweb.jobs.models import JobStatus
 from omserverweb.jobs.queries import visible_jobs
 from omserverweb.modules.models import ModuleDefinition
@@ -58,7 +59,7 @@ def console(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
-    form = forms.JobFilterForm(request.GET or None)
+    form = JobFilterForm(request.GET or None)
     jobs = visible_jobs(request.user)
     if form.is_valid():
         jobs = form.apply(jobs)
@@ -94,7 +95,7 @@ def module_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@permission_required("inventory.view_zone", raise_exception=True)
 @require_GET
 def zone_list(request: HttpRequest) -> HttpResponse:
     return render(request, "console/zone_list.html", {"rows": zone_overview()})
@@ -102,10 +103,9 @@ def zone_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def module_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
-    needed = "modules.change_moduledefinition" if pk else "modules.add_moduledefinition"
-    if not request.user.has_perm(needed):
-        log.warning("refused: user=%s needs %s", request.user.get_username(), needed)
-        raise PermissionDenied
+    _require_any(
+        request, "modules.change_moduledefinition" if pk else "modules.add_moduledefinition"
+    )
     module = get_object_or_404(ModuleDefinition, pk=pk) if pk else None
     form = forms.ModuleForm(request.POST or None, instance=module)
     if request.method == "POST" and form.is_valid():
@@ -115,10 +115,18 @@ def module_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     return render(request, "console/module_edit.html", {"form": form, "module": module})
 
 
-@permission_required("modules.change_moduledefinition", raise_exception=True)
+@login_required
 @require_GET
 def module_skeleton(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_any(request, "modules.add_moduledefinition", "modules.change_moduledefinition")
     module = ModuleDefinition.objects.filter(pk=pk).first()
     response = HttpResponse(skeleton.render(pk, module), content_type="text/x-python")
     response["Content-Disposition"] = f'attachment; filename="Mid_{int(pk)}.py"'
     return response
+
+
+def _require_any(request: HttpRequest, *perms: str) -> None:
+    """PermissionDenied (a 403, logged) unless the user has one of ``perms``."""
+    if not any(request.user.has_perm(perm) for perm in perms):
+        log.warning("refused: user=%s needs %s", request.user.get_username(), " or ".join(perms))
+        raise PermissionDenied

@@ -79,10 +79,14 @@ def save_result(job_id: int, result: Any, *, first: bool) -> None:
 
     Its ``seq`` is the job's next, taken under the job row's lock in the same
     transaction, so that the daemons of all zones number one job's rows in
-    commit order and a reader polling "after N" misses none.
+    commit order and a reader polling "after N" misses none. A result that comes
+    after the job was closed (interrupted at shutdown, say) is dropped: a closed
+    job is chained, and changing it would read as tampering.
     """
     with transaction.atomic():
-        Job.objects.filter(pk=job_id).update(last_seq=F("last_seq") + 1)
+        active = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES)
+        if not active.update(last_seq=F("last_seq") + 1):
+            return
         seq = Job.objects.filter(pk=job_id).values_list("last_seq", flat=True).get()
         fields = {
             "status": result.status,
@@ -102,16 +106,21 @@ def save_result(job_id: int, result: Any, *, first: bool) -> None:
 
 
 def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
-    """Close the job and link it into the chain of job records, in one transaction."""
+    """Close the job and link it into the chain of job records, in one transaction.
+
+    A job already closed (interrupted by a shutdown while its worker still ran)
+    keeps its first ending.
+    """
     ensure_heads([JOBS_SCOPE])
     with transaction.atomic():
-        Job.objects.filter(pk=job_id).update(
+        closed = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(
             status=status,
             error=error,
             rollout_stop=rollout_stop,
             finished_at=timezone.now(),
         )
-        link_job(job_id)
+        if closed:
+            link_job(job_id)
     close_old_connections()
 
 
