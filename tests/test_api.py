@@ -127,7 +127,8 @@ def test_deleting_what_is_still_in_use_is_a_409_and_deletes_nothing(alice, inven
     response = client.delete(f"/api/app-categories/{inventory.www.pk}/")
     assert response.status_code == 409
     assert "still in use by" in response.data["detail"]
-    assert client.delete(f"/api/function-categories/{inventory.www.function_id}/").status_code == 409
+    function = inventory.www.function_id
+    assert client.delete(f"/api/function-categories/{function}/").status_code == 409
     Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=[])
     assert client.delete("/api/modules/1003/").status_code == 409
     assert AppCategory.objects.filter(pk=inventory.www.pk).exists()
