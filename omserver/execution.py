@@ -1,10 +1,10 @@
 """Runs one module for one job in its own process and streams each host's result.
 
 A module is Python someone dropped in a folder: it may hang, crash or leak.
-So each job runs in a process of its own, forked from a ``multiprocessing``
-forkserver that imported Salt and Ansible once (the multi-threaded daemon is
-never forked itself). A couple of these processes are started ahead of need,
-each with its backend already made, so a job does not wait for Salt's or
+So each job runs in a process of its own, forked from the forkserver of
+:mod:`omserver.forkserver` (the multi-threaded daemon is never forked itself).
+A couple of these processes are started ahead of need, each with its backend
+already made, so a job does not wait for Salt's or
 Ansible's set-up; a process whose job ended cleanly goes back to the pool for
 the next one (up to ``JOBS_PER_PROCESS``), one that was killed or whose module
 raised is replaced. See :mod:`omserver.job_process` for the inside.
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import pickle
 import signal
@@ -37,33 +35,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from omserver import job_process
+from omserver import forkserver, job_process
 from omserver.config import Config
 from omserver.loader import LoadedModule
 from omserver.sdk import HostResult, ParamError, Target, sensitive_values
 
 __all__ = ["ParamError", "execute", "warm_up"]
 
-# Imported once by the forkserver, so a job process starts with them loaded. Beyond
-# the backends, Salt and Ansible import these lazily on their first call: left out,
-# each job would pay ~0.1 s (Salt) and ~0.3 s (Ansible) to import them again.
-PRELOAD = [
-    "omserver.job_process",
-    "omserver.backends.saltstack",
-    "salt.master",
-    "salt.transport.tcp",
-    "salt.transport.zeromq",
-    "omserver.backends.ansible",
-    "ansible.executor.process.worker",
-    "ansible.executor.task_executor",
-    "ansible.plugins.action.command",
-    "ansible.plugins.action.copy",
-    "ansible.plugins.action.service",
-    "ansible.plugins.connection.local",
-    "ansible.plugins.connection.ssh",
-    "ansible.plugins.shell.sh",
-    "ansible.plugins.strategy.linear",
-]
 SPARES = 2  # job processes kept ready for the configuration in use
 JOBS_PER_PROCESS = 100  # then a fresh process, so that no leak can build up
 SPARE_MAX_AGE = 600.0  # seconds; an older spare is replaced rather than trusted
@@ -139,14 +117,8 @@ _spares = _Spares()
 atexit.register(_spares.close)
 
 
-def _context() -> Any:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    return context
-
-
 def _start(config: Config) -> _JobProcess:
-    context = _context()
+    context = forkserver.context()
     ours, theirs = context.Pipe(duplex=True)
     process = context.Process(target=job_process.main, args=(theirs, config), daemon=False)
     process.start()
@@ -160,8 +132,7 @@ def _discard(spare: _JobProcess) -> None:
 
 def warm_up(config: Config | None = None) -> None:
     """Start the forkserver (and spares for ``config``) now, not at the first job."""
-    _context()
-    multiprocessing.forkserver.ensure_running()
+    forkserver.ensure_running()
     if config is not None:
         _spares.take(config).conn.close()  # adopts config; the taken spare is not needed
         _spares.refill(config)

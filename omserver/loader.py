@@ -7,6 +7,13 @@ with importlib from its path. A file that fails is recorded in
 :meth:`ModuleRegistry.errors` with its path and line, and the others load.
 Every ``get``/``all`` re-stats the files (two directory scans), so a new or
 edited file is picked up without a restart.
+
+The registry never runs a module's code in its own process: each new or
+changed file is imported in a child forked for it (:mod:`omserver.forkserver`),
+which sends back the metadata or the error. A file that hangs at import is
+killed after ``LOAD_TIMEOUT``, one that ends its process is reported, and
+neither takes the daemon with it. The job process imports the file again to
+run it (:func:`load_module_file`).
 """
 
 from __future__ import annotations
@@ -24,17 +31,20 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from omserver import forkserver
 from omserver.backends import BACKENDS
 from omserver.config import Config
 from omserver.sdk import ModuleError, SchemaError, check_schema
 
 MODULE_FILE = re.compile(r"Mid_([1-9][0-9]{0,8})\.py")
 RACY = 2.0  # seconds: a file changed this recently is compared by content, not only by stat
+LOAD_TIMEOUT = 10.0  # seconds a module file may take to import
 
 
 class UnknownModule(LookupError):  # noqa: N818 - the name the daemon and clients use
@@ -47,7 +57,7 @@ class ModuleLoadError(Exception):
 
 @dataclass(frozen=True, eq=False)
 class LoadedModule:
-    """A validated module: its metadata, and the callable the job runs."""
+    """A validated module: its metadata, and (in the job's process) the callable to run."""
 
     id: int
     name: str
@@ -58,7 +68,7 @@ class LoadedModule:
     settings: dict[str, Any]
     path: Path
     legacy: bool
-    entry: Callable[..., Any] = field(repr=False)
+    entry: Callable[..., Any] | None = field(default=None, repr=False)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready metadata for the console and API."""
@@ -105,11 +115,14 @@ class LoadedModule:
 class ModuleRegistry:
     """The modules a daemon running ``backend`` can run, kept in step with the folder."""
 
-    def __init__(self, modules_dir: str | Path, backend: str) -> None:
+    def __init__(
+        self, modules_dir: str | Path, backend: str, *, load_timeout: float = LOAD_TIMEOUT
+    ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}")
         self.root = Path(modules_dir).resolve()
         self.backend = backend
+        self.load_timeout = load_timeout
         self._lock = threading.Lock()
         # path -> (signature, module or None, error or None)
         self._files: dict[Path, tuple[tuple[Any, ...], LoadedModule | None, str | None]] = {}
@@ -165,7 +178,7 @@ class ModuleRegistry:
         if not path.resolve().is_relative_to(self.root):
             return None, f"{path}:1: resolves outside {self.root}; not loaded"
         try:
-            module = load_module_file(path, module_id)
+            module = _inspect(path, module_id, self.load_timeout)
         except ModuleLoadError as exc:
             return None, str(exc)
         if self.backend not in module.backends:
@@ -224,6 +237,46 @@ def load_module_file(path: Path, module_id: int) -> LoadedModule:
     return LoadedModule(
         module_id, name, caption, params, tuple(backends), exclusive, settings, path, legacy, entry
     )
+
+
+def _inspect(path: Path, module_id: int, timeout: float) -> LoadedModule:
+    """:func:`load_module_file` in a child process; the module without its ``entry``."""
+    context = forkserver.context()
+    ours, theirs = context.Pipe(duplex=False)
+    child = context.Process(target=_inspect_child, args=(theirs, path, module_id), daemon=True)
+    child.start()
+    theirs.close()
+    try:
+        if not ours.poll(timeout):
+            raise ModuleLoadError(f"{path}:1: importing it took over {timeout:g} s; not loaded")
+        kind, payload = ours.recv()
+    except EOFError:
+        child.join(1)
+        raise ModuleLoadError(
+            f"{path}:1: importing it ended its process (exit code {child.exitcode})"
+        ) from None
+    finally:
+        ours.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+    if kind == "error":
+        raise ModuleLoadError(payload)
+    return LoadedModule(**payload, path=path)
+
+
+def _inspect_child(conn: Connection, path: Path, module_id: int) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # a module's print() at import is not the daemon's output
+    os.close(devnull)
+    try:
+        module = load_module_file(path, module_id)
+    except ModuleLoadError as exc:
+        conn.send(("error", str(exc)))
+        return
+    metadata = {f.name: getattr(module, f.name) for f in fields(LoadedModule)}
+    del metadata["path"], metadata["entry"]
+    conn.send(("ok", metadata))
 
 
 def _import(path: Path, module_id: int) -> ModuleType:

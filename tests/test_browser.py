@@ -9,6 +9,7 @@ language selector switches to Simplified Chinese and back.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from omserver.config import BASE_DIR
+from omserver.config import BASE_DIR, Config
 from tests.conftest import WWW_HOSTS
 from tests.daemon_process import RunningDaemon, running_daemon
 from tests.lab.salt import SaltLab
@@ -428,6 +429,28 @@ def test_a_stopped_daemon_is_said_plainly_and_the_attempt_is_in_the_history(
     expect(page.locator("#job-status")).to_have_text("failed")
     expect(fact(page, "Error")).to_contain_text(reason)
     expect(fact(page, "Targets")).to_have_text(", ".join(WWW_HOSTS))
+
+
+def test_a_run_on_more_hosts_than_the_threshold_asks_first(
+    page: Page, bob, daemon_down: str, settings
+) -> None:
+    from omserverweb.jobs.models import Job
+
+    settings.CONFIG = Config({**os.environ, "OMSERVER_WEB_CONFIRM_ABOVE_HOSTS": "1"})
+    asked: list[str] = []
+    log_in(page)
+    pick(page, "www.example.com", 1003)
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#run")).to_be_enabled()
+    assert asked == ["Run 查看系统版本 View OS version on 2 hosts?"]
+    assert not Job.objects.exists()  # said no: nothing ran, nothing recorded
+
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#results .job-head .badge")).to_have_text("failed")  # daemon down
+    assert len(asked) == 2
+    assert Job.objects.get().targets == list(WWW_HOSTS)
 
 
 # -- languages ---------------------------------------------------------------------------------

@@ -120,6 +120,27 @@ def test_a_broken_file_is_reported_with_its_line_and_the_others_still_load(
         registry.get(5002)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("import time\ntime.sleep(600)\n", "importing it took over 2 s; not loaded"),
+        ("import os\nos._exit(7)\n", "importing it ended its process (exit code 7)"),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", "(exit code -9)"),
+    ],
+)
+def test_a_file_that_hangs_or_kills_its_process_at_import_is_reported(
+    modules: Path, text: str, message: str
+) -> None:
+    """Module code never runs in the registry's (the daemon's) own process."""
+    common = modules / "common"
+    broken = write(common, "Mid_5002.py", text)
+    write(common, "Mid_5001.py", GOOD.format(name="good"))
+    registry = ModuleRegistry(modules, "saltstack", load_timeout=2)
+    assert [m.id for m in registry.all()] == [5001]
+    assert message in registry.errors()[str(broken.resolve())]
+    assert registry.get(5001).name == "good"  # the registry keeps serving
+
+
 def test_an_unknown_id_is_a_lookup_error_naming_the_folders(modules: Path) -> None:
     registry = ModuleRegistry(modules, "ansible")
     with pytest.raises(LookupError, match=r"no Mid_4242\.py in .*common or .*ansible"):

@@ -63,10 +63,13 @@ export function lineDiff(base, other, limit = 4_000_000) {
   return out;
 }
 
+// What a host block shows, and so what grouping and diffs compare.
+const outputText = (result) => [result.stdout, result.stderr].filter(Boolean).join("\n");
+
 function groupResults(results) {
   const groups = new Map();
   for (const r of results) {
-    const key = `${r.status}\u0000${r.stdout}`;
+    const key = `${r.status}\u0000${outputText(r)}`;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(r);
   }
@@ -74,7 +77,7 @@ function groupResults(results) {
 }
 
 function outputBlock(result) {
-  const text = [result.stdout, result.stderr].filter(Boolean).join("\n");
+  const text = outputText(result);
   const pre = el("pre", { className: "output" });
   const long = text.length > PREVIEW_CHARS;
   pre.textContent = long ? text.slice(0, PREVIEW_CHARS) : text;
@@ -128,6 +131,7 @@ export class JobView {
     this.onFinished = onFinished;
     this.onRerun = onRerun;
     this.stopped = false;
+    this.shownStatus = null;
     this.pane.replaceChildren();
     this.header = el("div", { className: "job-head" });
     this.summary = el("div", { className: "summary" });
@@ -167,7 +171,11 @@ export class JobView {
       bar,
       el("span", { className: "progress-text", textContent: fmt(gettext("%(done)s of %(total)s hosts"), { done, total }) }),
     );
-    this.renderSummary(status);
+    if (changed.length || status !== this.shownStatus) {
+      // Redrawn only when something changed: an open diff stays open while the job runs.
+      this.renderSummary(status);
+      this.shownStatus = status;
+    }
     for (const result of changed) {
       // Only what changed is redrawn, in order of arrival, so expanded blocks stay open.
       const block = hostBlock(result);
@@ -183,7 +191,7 @@ export class JobView {
     this.summary.replaceChildren();
     if (!groups.length) return;
     const [majority, ...others] = groups;
-    const majorityText = majority[0].stdout;
+    const majorityText = outputText(majority[0]);
     this.summary.append(
       el("p", {}, badge(majority[0].status), " ",
         fmt(ngettext("%(n)s host: identical output", "%(n)s hosts: identical output", majority.length), { n: majority.length })),
@@ -195,7 +203,7 @@ export class JobView {
           fmt(ngettext("%(n)s host differs: %(hosts)s", "%(n)s hosts differ: %(hosts)s", group.length), { n: group.length, hosts })));
       row.addEventListener("toggle", () => {
         if (!row.open || row.querySelector("pre")) return;
-        const diff = lineDiff(majorityText, group[0].stdout);
+        const diff = lineDiff(majorityText, outputText(group[0]));
         const pre = el("pre", { className: "diff" });
         if (diff === null) {
           pre.textContent = gettext("Outputs too large to diff here; download them to compare.");
