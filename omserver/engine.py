@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from omserver import execution
@@ -25,6 +26,8 @@ from omserver.service import OperationError
 log = logging.getLogger("omserver.engine")
 
 KILL_WAIT = 5.0  # seconds a worker gets, after shutdown cancelled its job, to kill its process
+UNDELIVERED_AFTER = timedelta(minutes=5)  # a web job's part no daemon took by then: failed
+SWEEP_EVERY = 60.0  # seconds between looks for such parts
 
 
 class SubmitError(OperationError):
@@ -72,6 +75,7 @@ class Engine:
             threading.Thread(target=self._work, name=f"job-worker-{n}", daemon=True)
             for n in range(config["daemon.workers"])
         ]
+        self._stopping = threading.Event()
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -81,9 +85,11 @@ class Engine:
             log.warning("marked %d job(s) left by a previous run as interrupted", stale)
         for worker in self._workers:
             worker.start()
+        threading.Thread(target=self._sweep, name="job-sweeper", daemon=True).start()
 
     def shutdown(self, grace: float) -> None:
         """Let running jobs finish within ``grace`` seconds; interrupt the rest."""
+        self._stopping.set()
         never_started = set(self._scheduler.close())
         deadline = time.monotonic() + grace
         with self._lock:
@@ -100,6 +106,20 @@ class Engine:
         )
         for worker in self._workers:  # their late writes to closed jobs are dropped
             worker.join(KILL_WAIT)
+
+    def _sweep(self) -> None:
+        """Now and then, fail what the web created but never delivered to any daemon."""
+        reason = "the web stopped before it handed this part of the job to a daemon"
+        while True:
+            try:
+                failed = self.recorder.fail_undelivered_parts(UNDELIVERED_AFTER, reason)
+            except Exception:  # the database may be down for a while: try again later
+                log.exception("looking for undelivered job parts failed")
+            else:
+                if failed:
+                    log.warning("failed %d job part(s) that no daemon was ever given", failed)
+            if self._stopping.wait(SWEEP_EVERY):
+                return
 
     # -- operations ---------------------------------------------------------------
 

@@ -266,3 +266,27 @@ def test_the_last_part_to_end_closes_the_job_and_a_restart_interrupts_its_part(
     assert job.status == "interrupted"
     dc1.refresh_from_db()
     assert dc1.status == "interrupted"
+
+
+def test_a_part_the_web_never_delivered_is_failed_by_a_daemon(
+    transactional_db, inventory, tmp_path, test_database_url
+) -> None:
+    """A web worker killed between recording a job and sending it leaves no job queued."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job = Job.objects.create(
+        module_id=1003, requested_by="bob", client="web", targets=list(WWW_HOSTS)
+    )
+    JobPart.objects.create(job=job, zone="default", hosts=list(WWW_HOSTS))
+    fresh = Job.objects.create(module_id=1003, requested_by="bob", client="web", targets=["x"])
+    JobPart.objects.create(job=fresh, zone="default", hosts=["x"])  # the web may still send it
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=6))
+    with running_daemon(tmp_path / "var", {}, database_url=test_database_url):
+        wait_for(lambda: Job.objects.get(pk=job.pk).status == "failed", 20, "the sweep")
+    results = HostResult.objects.filter(job=job).order_by("host")
+    assert [(r.host, r.status) for r in results] == [(h, "failed") for h in WWW_HOSTS]
+    assert all("never" not in r.stderr and "handed" in r.stderr for r in results)
+    assert Job.objects.get(pk=fresh.pk).status == "queued"
+    assert JobPart.objects.get(job=fresh).daemon == ""

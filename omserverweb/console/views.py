@@ -95,6 +95,7 @@ def module_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@login_required
 @permission_required("inventory.view_zone", raise_exception=True)
 @require_GET
 def zone_list(request: HttpRequest) -> HttpResponse:

@@ -11,6 +11,7 @@ own short transaction so the console sees results as they arrive.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from django.db import close_old_connections, transaction
@@ -137,6 +138,24 @@ def fail_unclaimed_part(part_id: int, reason: str) -> None:
     """
     part = JobPart.objects.filter(pk=part_id, daemon="")
     _close_part(part, JobStatus.FAILED, reason, "", failed_hosts=True)
+
+
+def fail_undelivered_parts(older_than: timedelta, reason: str) -> int:
+    """Close the parts of web jobs that no daemon took within ``older_than``.
+
+    The web creates a job's parts, then sends them; a web worker killed in
+    between (a reload, harakiri, the OOM killer) would leave them queued forever.
+    """
+    close_old_connections()
+    cutoff = timezone.now() - older_than
+    undelivered = list(
+        JobPart.objects.filter(
+            daemon="", status=JobStatus.QUEUED, job__created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    for part_id in undelivered:
+        fail_unclaimed_part(part_id, reason)
+    return len(undelivered)
 
 
 def _close_part(
