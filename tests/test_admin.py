@@ -6,7 +6,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from omserverweb.audit.models import CommandEvent
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 from omserverweb.jobs.models import HostResult, Job
 from omserverweb.modules.models import ModuleDefinition
@@ -40,6 +42,9 @@ def demo() -> Job:
     module = ModuleDefinition.objects.create(id=1003, name="View OS version")
     job = Job.objects.create(module=module, requested_by="alice", client="web", targets=["www-01"])
     HostResult.objects.create(job=job, host="www-01", status="ok", rc=0, stdout="Debian")
+    CommandEvent.objects.create(
+        host="www-01", user="root", command="uptime", event_time=timezone.now(), seq=1
+    )
     return job
 
 
@@ -48,6 +53,7 @@ def test_changelist_searches_and_filters(alice: Client, demo: Job, name: str) ->
     url = reverse(f"admin:{name}_changelist")
     assert alice.get(url).status_code == 200
     assert alice.get(url, {"q": "www"}).status_code == 200
+    assert "0 results" in alice.get(url, {"q": "no-such-thing"}).content.decode()
 
 
 def test_server_changelist_lists_operator_columns(alice: Client, demo: Job) -> None:
@@ -59,6 +65,13 @@ def test_server_changelist_lists_operator_columns(alice: Client, demo: Job) -> N
 def test_job_detail_shows_host_results(alice: Client, demo: Job) -> None:
     page = alice.get(reverse("admin:jobs_job_change", args=[demo.pk])).content.decode()
     assert "Debian" in page
+
+
+def test_jobs_and_their_results_cannot_be_deleted_in_admin(alice: Client, demo: Job) -> None:
+    result = demo.results.get()
+    assert alice.post(reverse("admin:jobs_job_delete", args=[demo.pk])).status_code == 403
+    assert alice.post(reverse("admin:jobs_hostresult_delete", args=[result.pk])).status_code == 403
+    assert Job.objects.filter(pk=demo.pk).exists() and demo.results.exists()
 
 
 def test_deleting_a_category_with_servers_is_refused_in_admin(alice: Client, demo: Job) -> None:

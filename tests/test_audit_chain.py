@@ -123,6 +123,23 @@ def test_a_deleted_job_is_named(inventory) -> None:
     assert (problem.chain, problem.record, problem.position) == ("jobs", ids[2], 2)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_finished_job_inserted_behind_the_chain_is_named(inventory) -> None:
+    for _ in range(2):
+        recorder.finish_job(
+            recorder.create_job(module_id=1003, requested_by="alice", client="web"), "succeeded"
+        )
+    running = recorder.create_job(module_id=1003, requested_by="alice", client="web")
+    assert services.verify_all() == []  # a job still running is linked when it ends
+    forged = Job.objects.create(
+        module_id=1003, requested_by="alice", client="web", status="succeeded"
+    )
+    [problem] = services.verify_all()
+    assert (problem.chain, problem.record) == ("jobs", forged.pk)
+    assert "outside the chain" in problem.reason
+    assert running != forged.pk
+
+
 def test_an_event_inserted_behind_the_chain_is_named() -> None:
     store("web-1", range(1, 3))
     forged = CommandEvent.objects.create(

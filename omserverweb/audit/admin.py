@@ -8,7 +8,7 @@ class CommandEventAdmin(admin.ModelAdmin):
     """The audit trail is evidence: readable, never editable here."""
 
     list_display = ["event_time", "host", "user", "source", "cwd", "command", "seq"]
-    list_filter = ["host", "user", "event_time"]
+    list_filter = ["event_time"]  # host and user: search (a filter lists every distinct value)
     search_fields = ["command", "host", "user", "source"]
     date_hierarchy = "event_time"
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from omserverweb.audit.chain import JOBS_SCOPE, Problem, verify_chain
 from omserverweb.audit.models import ChainHead
-from omserverweb.jobs.models import HostResult, Job
+from omserverweb.jobs.models import ACTIVE_STATUSES, HostResult, Job
 
 JOB_FIELDS = (
     "id",
@@ -33,13 +36,35 @@ def job_content(job_id: int, pos: int) -> list[Any]:
 
 
 def verify_jobs() -> Problem | None:
-    """The first altered or removed job record, or None."""
+    """The first altered, removed or inserted job record, or None."""
     head = ChainHead.objects.filter(scope=JOBS_SCOPE).first()
-    linked = Job.objects.filter(chain_pos__isnull=False).order_by("chain_pos")
-    rows = (
-        (job_id, pos, prev, digest, job_content(job_id, pos))
-        for job_id, pos, prev, digest in linked.values_list(
-            "id", "chain_pos", "prev_hash", "chain_hash"
-        ).iterator(chunk_size=500)
+    problem = verify_chain(head, JOBS_SCOPE, _linked_jobs())
+    if problem:
+        return problem
+    stray = (
+        Job.objects.filter(chain_pos__isnull=True)
+        .exclude(status__in=ACTIVE_STATUSES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
     )
-    return verify_chain(head, JOBS_SCOPE, rows)
+    if stray is not None:  # every ended job is linked as it ends
+        return Problem(JOBS_SCOPE, stray, 0, "a finished job outside the chain (inserted)")
+    return None
+
+
+def _linked_jobs(batch: int = 500) -> Iterator[tuple[int, int, str, str, list[Any]]]:
+    """Each linked job as :func:`job_content` sees it, read ``batch`` jobs per query."""
+    linked = (
+        Job.objects.filter(chain_pos__isnull=False)
+        .order_by("chain_pos")
+        .values_list("id", "chain_pos", "prev_hash", "chain_hash", *JOB_FIELDS)
+    )
+    jobs = linked.iterator(chunk_size=batch)
+    while chunk := list(islice(jobs, batch)):
+        results = defaultdict(list)
+        rows = HostResult.objects.filter(job_id__in=[job[0] for job in chunk]).order_by("host")
+        for job_id, *result in rows.values_list("job_id", *RESULT_FIELDS):
+            results[job_id].append(result)
+        for job_id, pos, prev, digest, *job in chunk:
+            yield job_id, pos, prev, digest, [*job, results[job_id], pos]

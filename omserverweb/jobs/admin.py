@@ -28,7 +28,7 @@ class JobPartInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    """Jobs are written by the daemon; the admin reads them."""
+    """Jobs are written by the daemon; the admin only reads them."""
 
     list_display = [
         "id",
@@ -52,6 +52,9 @@ class JobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the record of truth, chained: a deleted job reads as tampering
+
     @admin.display(description="hosts")
     def host_count(self, obj: Job) -> int:
         return len(obj.targets)
@@ -70,3 +73,6 @@ class HostResultAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the record of truth, chained: a deleted job reads as tampering
