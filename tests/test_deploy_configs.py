@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from omserver.config import BASE_DIR, SETTINGS
+from omserver.config import BASE_DIR, SETTINGS, Config, env_name
 from tests.test_deploy_stack import NGINX, Ports, nginx_argv, nginx_config, site_config
 
 DEPLOY = BASE_DIR / "deploy"
@@ -154,3 +154,26 @@ def test_compose_gives_the_daemon_its_grace() -> None:
     assert daemon["command"] == ["omserver", "serve"]
     assert seconds(daemon["stop_grace_period"]) > SHUTDOWN_GRACE
     assert (DEPLOY / compose["services"]["web"]["build"]["dockerfile"].split("/")[-1]).exists()
+
+
+@pytest.mark.parametrize("example", ["omserver.env.example", "omserver.compose.env.example"])
+def test_the_env_examples_hold_only_settings_that_load(example: str) -> None:
+    """Every variable is a known setting whose value parses: no typo waits for start-up."""
+    lines = (DEPLOY / example).read_text().splitlines()
+    env = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    env.pop("OMSERVER_CONFIG", None)  # a file on the target host
+    config = Config(env)
+    assert {env_name(name) for name in SETTINGS} >= set(env)
+    assert config["daemon.client_id"] == "web"
+
+
+def test_the_compose_stack_mounts_what_its_env_names_and_builds_no_secret_in() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    env = (DEPLOY / "omserver.compose.env.example").read_text()
+    mounts = {v.split(":")[1] for v in compose["services"]["daemon"]["volumes"] if ":/" in v}
+    key = re.search(r"^OMSERVER_ANSIBLE_PRIVATE_KEY_FILE=(.+)$", env, re.M).group(1)
+    assert any(key.startswith(f"{mount}/") for mount in mounts)
+    assert "OMSERVER_CONFIG" not in env  # no such file inside the container
+    ignored = (BASE_DIR / ".dockerignore").read_text().splitlines()
+    for secret in ("var", ".venv", ".git", "deploy/omserver.env", "deploy/.env", "deploy/ssh"):
+        assert secret in ignored
