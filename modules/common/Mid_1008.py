@@ -47,7 +47,7 @@ def run(ctx, params):
         env={"OMSERVER_AUDIT_TOKEN": params["token"]},
     )
     ctx.cmd(["systemctl", "daemon-reload"])
-    ctx.cmd(["systemctl", "enable", "--now", "omserver-audit-ship.service"])
-    ctx.service("omserver-audit-ship", "restart")
+    ctx.cmd(["systemctl", "enable", "omserver-audit-ship.service"])
+    ctx.service("omserver-audit-ship", "restart")  # starts it, or runs a new copy
     # Last: shells only start recording once the shipper is there to collect.
     ctx.copy("audit/omserver-audit.sh", s["snippet"], "0644")
