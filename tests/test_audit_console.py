@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from omserverweb.audit import ingest
-from omserverweb.audit.models import AlertRule, IngestToken
+from omserverweb.audit import ingest, services
+from omserverweb.audit.models import AlertRule, CommandEvent, IngestToken
 from omserverweb.audit.tokens import Grant
 from tests.conftest import logged_in
 
@@ -52,6 +54,21 @@ def test_the_live_tail_returns_only_newer_events(events, alice) -> None:
     assert len(everything) == 3
     newer = logged_in(alice).get("/audit/live/", {"after": everything[0]["id"]}).json()
     assert [e["command"] for e in newer["events"]] == [e["command"] for e in everything[1:]]
+
+
+def test_the_live_tail_cursor_trails_batches_that_may_still_commit(events, alice) -> None:
+    """Ids are taken at write and seen at commit: the cursor passes only settled ids."""
+    client = logged_in(alice)
+    first = client.get("/audit/live/").json()
+    ids = [e["id"] for e in first["events"]]
+    assert len(ids) == 3 and first["cursor"] == 0  # a batch below them may still commit
+    settled = timezone.now() - services.SETTLE - timedelta(seconds=1)
+    CommandEvent.objects.filter(pk__in=ids[:2]).update(received_at=settled)
+    second = client.get("/audit/live/", {"after": first["cursor"]}).json()
+    assert [e["id"] for e in second["events"]] == ids  # the page skips those it shows
+    assert second["cursor"] == ids[1]
+    third = client.get("/audit/live/", {"after": second["cursor"]}).json()
+    assert [e["id"] for e in third["events"]] == ids[2:]
 
 
 def test_csv_export_quotes_formula_cells(events, alice, inventory) -> None:

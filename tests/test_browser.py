@@ -453,6 +453,31 @@ def test_a_run_on_more_hosts_than_the_threshold_asks_first(
     assert Job.objects.get().targets == list(WWW_HOSTS)
 
 
+# -- the audit page ----------------------------------------------------------------------------
+
+
+def test_the_audit_page_shows_new_commands_live_and_once(page: Page, alice, inventory) -> None:
+    from omserverweb.audit import ingest
+    from omserverweb.audit.tokens import Grant
+
+    def report(seq: int, command: str) -> None:
+        event = {"host": "bbs-01", "user": "root", "command": command, "seq": seq}
+        event["time"] = "2026-11-21T10:00:00Z"
+        grant = Grant(0, frozenset(["bbs-01"]))
+        ingest.store(ingest.parse(json.dumps({"events": [event]}).encode(), grant))
+
+    report(1, "uptime")
+    log_in(page, "alice", "alice-password-1")
+    page.goto("/audit/")
+    rows = page.locator("#events tr[data-id]")
+    expect(page.locator("#events tr", has_text="uptime")).to_have_count(1)
+    report(2, PAYLOAD)  # arrives while the page is open; shown as text
+    expect(page.locator("#events tr", has_text=PAYLOAD)).to_have_count(1)
+    page.wait_for_timeout(3500)  # another poll: the cursor trails, nothing is shown twice
+    expect(rows).to_have_count(2)
+    assert_nothing_ran(page)
+
+
 # -- languages ---------------------------------------------------------------------------------
 
 

@@ -21,6 +21,9 @@ from omserverweb.audit.models import AlertRule, ChainHead, CommandEvent
 from omserverweb.inventory.models import Server
 
 CSV_COLUMNS = ("id", "event_time", "host", "user", "source", "cwd", "command", "seq")
+# An ingest batch takes its ids when it is written and shows them when it commits,
+# well within this: batches of different hosts commit out of id order.
+SETTLE = timedelta(seconds=10)
 
 
 @dataclass
@@ -55,6 +58,25 @@ class EventFilter:
         if self.alerts_only:
             events = events.filter(alert_q())
         return events
+
+
+def settled_id() -> int:
+    """The highest event id that no batch still committing can be below."""
+    cutoff = timezone.now() - SETTLE
+    old = CommandEvent.objects.filter(received_at__lt=cutoff).order_by("-pk")
+    return old.values_list("pk", flat=True).first() or 0
+
+
+def tail_cursor(after: int, rows: list[CommandEvent], limit: int) -> int:
+    """Where the live tail's next poll starts, having been sent ``rows`` (ids > ``after``).
+
+    Not simply the last id sent: an event committed late, below it, would be
+    missed. The tail asks again from the settled id and skips what it shows.
+    """
+    cursor = settled_id()
+    if len(rows) >= limit:  # more to come above the last one sent
+        cursor = min(cursor, rows[-1].pk)
+    return max(after, cursor)
 
 
 def active_rules() -> list[AlertRule]:

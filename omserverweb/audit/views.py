@@ -92,8 +92,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "tree": _tree(),
             "selected": selected,
             "query": query.urlencode(),
-            "last_id": CommandEvent.objects.order_by("-id").values_list("id", flat=True).first()
-            or 0,
+            "tail_from": services.settled_id(),
         },
     )
 
@@ -101,7 +100,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @permission_required(VIEW, raise_exception=True)
 @require_GET
 def live(request: HttpRequest) -> HttpResponse:
-    """New events after ``after`` for the live tail, oldest first."""
+    """Events above ``after`` for the live tail, oldest first, and the next ``cursor``."""
     form, events = _filtered(request)
     if not form.is_valid():
         return HttpResponseBadRequest(form.errors.as_json(), content_type="application/json")
@@ -109,6 +108,7 @@ def live(request: HttpRequest) -> HttpResponse:
     flagged = services.flag(rows, services.active_rules())
     return JsonResponse(
         {
+            "cursor": services.tail_cursor(form.cleaned_data["after"] or 0, rows, LIVE_LIMIT),
             "events": [
                 {
                     "id": e.pk,
