@@ -162,15 +162,15 @@ class Config:
     def _resolve(self, name: str, spec: Setting) -> Any:
         env = env_name(name)
         if env in self._environ:
-            raw, origin = self._environ[env], env
+            raw = self._environ[env]
         elif name in self._file_values:
-            raw, origin = self._file_values[name], f"{name} in {self.file}"
+            raw = self._file_values[name]
         else:
             return spec.default
         try:
             return spec.parse(raw)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{origin}: {exc}") from exc
+            raise ConfigError(f"{self.origin(name)}: {exc}") from exc
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -184,8 +184,11 @@ class Config:
         return dict(self._file_values.get(f"module.{module_id}", {}))
 
     def origin(self, name: str) -> str:
-        """Where a setting can be changed, for error messages."""
-        return env_name(name)
+        """Where a setting's value came from (or can be set), for error messages."""
+        env = env_name(name)
+        if env not in self._environ and name in self._file_values:
+            return f"{name} in {self.file}"
+        return env
 
 
 def load(environ: Mapping[str, str] | None = None) -> Config:

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omserver import execution
@@ -105,9 +106,17 @@ def configure_logging(level: str) -> None:
 
 def _checked_settings(config: Config) -> tuple[str, int]:
     """The listen address; ``ConfigError`` naming the setting when one makes no sense."""
-    for name in ("daemon.clock_skew", "daemon.max_frame_bytes"):
+    for name in (
+        "daemon.clock_skew",
+        "daemon.max_frame_bytes",
+        "daemon.workers",
+        "daemon.job_timeout",
+    ):
         if config[name] <= 0:
             raise ConfigError(f"{config.origin(name)}: must be positive, got {config[name]}")
+    if not Path(config["daemon.modules_dir"]).is_dir():
+        where = config.origin("daemon.modules_dir")
+        raise ConfigError(f"{where}: no such folder {config['daemon.modules_dir']}")
     try:
         return parse_address(config["daemon.address"])
     except ValueError as exc:

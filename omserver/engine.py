@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.db import close_old_connections
+
 from omserver import execution
 from omserver.config import Config
 from omserver.loader import LoadedModule, ModuleRegistry
@@ -28,6 +30,8 @@ log = logging.getLogger("omserver.engine")
 KILL_WAIT = 5.0  # seconds a worker gets, after shutdown cancelled its job, to kill its process
 UNDELIVERED_AFTER = timedelta(minutes=5)  # a web job's part no daemon took by then: failed
 SWEEP_EVERY = 60.0  # seconds between looks for such parts
+WATCH_EVERY = 0.5  # seconds between reads of a job another daemon runs, while waiting on it
+ACTIVE = {"queued", "running"}
 
 
 class SubmitError(OperationError):
@@ -126,6 +130,7 @@ class Engine:
     def submit(self, client: str, body: dict[str, Any]) -> int:
         if self._scheduler.closed:
             raise SubmitError("unavailable", "the daemon is shutting down; try again shortly")
+        close_old_connections()  # this connection's thread may have idled past the server's timeout
         module = self._module(body.get("module"))
         targets = self._targets(body.get("targets"))
         try:
@@ -176,6 +181,7 @@ class Engine:
         return job_id
 
     def state(self, job_id: int, after: int = 0) -> dict[str, Any]:
+        close_old_connections()
         state = self.recorder.job_state(job_id, after)
         if state is None:
             raise SubmitError("unknown_job", f"no job {job_id}")
@@ -185,7 +191,12 @@ class Engine:
         job = self._jobs.get(job_id)
         if job is not None:
             job.done.wait(timeout)
-        return self.state(job_id)
+            return self.state(job_id)
+        # Not ours (another zone's part, or queued by another daemon): watch the record.
+        deadline = time.monotonic() + timeout
+        while (state := self.state(job_id))["status"] in ACTIVE and time.monotonic() < deadline:
+            time.sleep(min(WATCH_EVERY, max(0.0, deadline - time.monotonic())))
+        return state
 
     def cancel(self, job_id: int) -> dict[str, Any]:
         job = self._jobs.get(job_id)
@@ -202,6 +213,7 @@ class Engine:
         while (ticket := self._scheduler.take()) is not None:
             job = self._jobs[ticket.job_id]
             try:
+                close_old_connections()  # the worker may have idled for hours
                 self._run(job)
             except Exception as exc:  # a bug here must not kill the worker or hide the job
                 log.exception("job %d crashed the engine", job.job_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -88,3 +90,21 @@ def test_anonymous_users_are_sent_to_login(client: Client) -> None:
     response = client.get(reverse("admin:inventory_server_changelist"))
     assert response.status_code == 302
     assert reverse("admin:login") in response["Location"]
+
+
+def test_the_zone_list_counts_each_zones_servers(alice: Client, demo: Job) -> None:
+    from omserver.wire import new_key
+    from omserverweb.inventory.models import Zone
+
+    for name in ("dc2", "dc3"):
+        zone = Zone(name=name, address="127.0.0.1:11512", backend="saltstack")
+        zone.client_key = new_key()
+        zone.save()
+    app = AppCategory.objects.get()
+    for n in (2, 3):
+        Server.objects.create(
+            hostname=f"dc2-0{n}", lan_ip=f"10.0.2.{n}", app_category=app, zone="dc2"
+        )
+    page = alice.get(reverse("admin:inventory_zone_changelist"), {"o": "5"}).content.decode()
+    counts = re.findall(r'<td class="field-server_count">(\d+)</td>', page)
+    assert counts == ["0", "2"]  # ordered by the count; dc3 has none

@@ -277,3 +277,26 @@ def test_a_rerun_asks_again_for_secrets_it_never_stored(alice, inventory) -> Non
     response = api_as(alice).post(f"/api/jobs/{job.pk}/rerun/", {}, format="json")
     assert response.status_code == 400
     assert "token" in str(response.data["params"])
+
+
+def test_results_come_in_pages_with_a_flag_to_ask_again(alice, inventory) -> None:
+    job = Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=[])
+    HostResult.objects.bulk_create(
+        HostResult(job=job, host=f"h{n:02d}", status="ok", seq=n) for n in range(1, 61)
+    )
+    client = api_as(alice)
+    first = client.get(f"/api/jobs/{job.pk}/results/?after=0").data
+    assert (len(first["results"]), first["more"]) == (50, True)
+    rest = client.get(f"/api/jobs/{job.pk}/results/?after={first['results'][-1]['seq']}").data
+    assert (len(rest["results"]), rest["more"]) == (10, False)
+    assert [r["seq"] for r in first["results"] + rest["results"]] == list(range(1, 61))
+
+
+def test_a_rerun_on_a_host_no_longer_in_the_inventory_is_a_400(bob, inventory) -> None:
+    job = Job.objects.create(
+        module_id=1003, requested_by="bob", client="web", targets=[WWW_HOSTS[0], "gone-01"]
+    )
+    response = api_as(bob).post(f"/api/jobs/{job.pk}/rerun/", {}, format="json")
+    assert response.status_code == 400
+    assert "no longer in the inventory: gone-01" in str(response.data["hosts"])
+    assert Job.objects.count() == 1

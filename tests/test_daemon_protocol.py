@@ -185,20 +185,58 @@ def test_omserver_ping_without_a_key_is_a_usage_error(daemon):
 
 @pytest.mark.parametrize(
     "setting, value",
-    [("OMSERVER_DAEMON_ADDRESS", "localhost"), ("OMSERVER_DAEMON_CLOCK_SKEW", "-1")],
+    [
+        ("OMSERVER_DAEMON_ADDRESS", "localhost"),
+        ("OMSERVER_DAEMON_CLOCK_SKEW", "-1"),
+        ("OMSERVER_DAEMON_WORKERS", "0"),
+        ("OMSERVER_DAEMON_JOB_TIMEOUT", "0"),
+        ("OMSERVER_DAEMON_MODULES_DIR", "/nonexistent/modules"),
+    ],
 )
 def test_omserver_serve_refuses_a_bad_setting_naming_it(tmp_path, setting, value):
-    env = {**os.environ, "OMSERVER_PATHS_DATA_DIR": str(tmp_path), setting: value}
-    env.pop("OMSERVER_CONFIG", None)
-    done = subprocess.run(
+    done = serve(tmp_path, {setting: value})
+    assert done.returncode == 2
+    assert setting in done.stderr
+
+
+def test_a_bad_setting_in_the_config_file_is_named_with_the_file(tmp_path):
+    config = tmp_path / "omserver.toml"
+    config.write_text("[daemon]\nworkers = 0\n")
+    done = serve(tmp_path, {"OMSERVER_CONFIG": str(config)})
+    assert done.returncode == 2
+    assert f"daemon.workers in {config}: must be positive" in done.stderr
+
+
+def test_a_second_daemon_on_a_taken_address_leaves_the_first_ones_jobs_alone(
+    daemon, tmp_path, transactional_db, test_database_url
+):
+    """Started twice by mistake, the second stops before it marks the first's jobs."""
+    from omserverweb.modules.models import ModuleDefinition
+
+    ModuleDefinition.objects.get_or_create(pk=1003, defaults={"name": "os version"})
+    running = Job.objects.create(
+        module_id=1003, requested_by="t", client="t", status="running", daemon="default"
+    )
+    done = serve(
+        tmp_path,
+        {"OMSERVER_DAEMON_ADDRESS": daemon.address, "OMSERVER_DATABASE_URL": test_database_url},
+    )
+    assert done.returncode == 2
+    assert f"OMSERVER_DAEMON_ADDRESS: cannot listen on {daemon.address}" in done.stderr
+    assert Job.objects.get(pk=running.pk).status == "running"
+
+
+def serve(data_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``omserver serve`` as an operator starts it, expected to stop at once."""
+    environ = {**os.environ, "OMSERVER_PATHS_DATA_DIR": str(data_dir)}
+    environ.pop("OMSERVER_CONFIG", None)
+    return subprocess.run(
         [sys.executable, "-m", "omserver", "serve"],
-        env=env,
+        env={**environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert done.returncode == 2
-    assert setting in done.stderr
 
 
 # -- only the one entry is reachable -----------------------------------------------------

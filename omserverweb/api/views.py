@@ -23,6 +23,8 @@ from omserverweb.jobs.models import ACTIVE_STATUSES, Job
 from omserverweb.jobs.queries import visible_jobs
 from omserverweb.modules.models import ModuleDefinition
 
+RESULTS_PER_CALL = 50  # host results in one answer of .../results/: 50 MiB at the most
+
 
 class ServiceUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -153,6 +155,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         if unknown:
             raise ValidationError({"hosts": f"not targets of job {job.pk}: {', '.join(unknown)}"})
         servers = list(Server.objects.filter(hostname__in=hosts))
+        gone = sorted(set(hosts) - {server.hostname for server in servers})
+        if gone:
+            raise ValidationError({"hosts": f"no longer in the inventory: {', '.join(gone)}"})
         try:
             params = services.rerun_params(job, body.validated_data["params"])
         except services.JobRequestError as exc:
@@ -166,17 +171,22 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     )
     @action(detail=True, methods=["get"])
     def results(self, request: Request, pk: str) -> Response:
-        """Host results as they arrive; poll with ``after`` = the highest ``seq`` seen."""
+        """Host results as they arrive; poll with ``after`` = the highest ``seq`` seen.
+
+        At most ``RESULTS_PER_CALL`` rows a call (each up to the output limit):
+        ``more`` says to ask again at once.
+        """
         job = get_object_or_404(self.get_queryset(), pk=pk)
         after = request.query_params.get("after", "0")
         if not after.isdigit():
             raise ValidationError({"after": "expected a whole number"})
-        results = job.results.filter(seq__gt=int(after)).order_by("seq")
+        rows = list(job.results.filter(seq__gt=int(after)).order_by("seq")[: RESULTS_PER_CALL + 1])
         return Response(
             {
                 "status": job.status,
                 "total": len(job.targets),
-                "results": s.HostResultSerializer(results, many=True).data,
+                "results": s.HostResultSerializer(rows[:RESULTS_PER_CALL], many=True).data,
+                "more": len(rows) > RESULTS_PER_CALL,
             }
         )
 

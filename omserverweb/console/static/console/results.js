@@ -152,6 +152,7 @@ export class JobView {
         this.after = Math.max(this.after, r.seq);
       }
       this.render(data.status, data.total, changed);
+      if (data.more) continue; // the rest of what is there already, at once
       if (!ACTIVE.has(data.status)) {
         this.onFinished?.(data.status);
         return data.status;
