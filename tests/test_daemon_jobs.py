@@ -326,3 +326,24 @@ def test_fifty_submits_from_ten_threads_all_finish_and_exclusive_jobs_never_over
     # 50 jobs finished by 6 worker threads at once still form one unbroken chain of records
     assert sorted(jobs.values_list("chain_pos", flat=True)) == list(range(1, 51))
     assert verify_jobs() is None
+
+
+@pytest.mark.salt
+def test_the_daemon_outlives_its_database_connections_being_dropped(salt_daemon) -> None:
+    """As MySQL does to connections idle past wait_timeout: the next request reconnects."""
+    from django.db import connection
+
+    if connection.vendor != "mysql":
+        pytest.skip("MariaDB drops idle connections; SQLite has none to drop")
+    data_dir, env, url, targets = salt_daemon
+    with running_daemon(data_dir, env, database_url=url) as daemon, daemon.client() as client:
+        first = client.run(1003, targets, timeout=60)  # an rpyc thread and a worker connect
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM information_schema.processlist"
+                " WHERE user = SUBSTRING_INDEX(CURRENT_USER(), '@', 1) AND id <> CONNECTION_ID()"
+            )
+            for (thread,) in cursor.fetchall():
+                cursor.execute(f"KILL CONNECTION {int(thread)}")
+        assert client.job(first["id"])["status"] == "succeeded"  # the rpyc thread's
+        assert client.run(1003, targets, timeout=60)["status"] == "succeeded"  # a worker's
