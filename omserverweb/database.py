@@ -7,6 +7,15 @@ from typing import Any
 
 import dj_database_url
 
+# The daemon writes each host's result as it arrives while the console reads: WAL lets
+# readers go on during a write, and NORMAL syncs at checkpoints, not at every commit
+# (a power cut can lose the last commits, never the file).
+SQLITE_OPTIONS = {
+    "timeout": 20,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+
 SUPPORTED_ENGINES = {
     "django.db.backends.mysql",
     "django.db.backends.sqlite3",
@@ -23,7 +32,7 @@ def database_settings(url: str, data_dir: Path) -> dict[str, Any]:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": data_dir / "omserver.sqlite3",
             "TEST": {"NAME": data_dir / "test-omserver.sqlite3"},
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            "OPTIONS": dict(SQLITE_OPTIONS),
         }
     try:
         db = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
@@ -43,7 +52,7 @@ def database_settings(url: str, data_dir: Path) -> dict[str, Any]:
         db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
     else:
         db["TEST"] = {"NAME": f"{db['NAME']}.test"}
-        db["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+        db["OPTIONS"] = dict(SQLITE_OPTIONS)
         db["CONN_MAX_AGE"] = 0
     return db
 
