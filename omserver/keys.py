@@ -84,7 +84,6 @@ class KeyStore:
     def _reload(self, stamp: tuple[int, int, int] | None) -> None:
         if stamp == self._stamp:  # another thread reloaded it meanwhile
             return
-        self._stamp = stamp
         try:
             self._ciphers = {
                 name: cipher(decode_key(entry["key"]))
@@ -94,8 +93,11 @@ class KeyStore:
         except (KeyStoreError, KeyError, TypeError, ValueError) as exc:
             self._ciphers = {}  # fail closed: a broken key file admits nobody
             log.error("client key file %s is unusable, refusing every client: %s", self.path, exc)
-            return
-        log.info("loaded %d active client key(s) from %s", len(self._ciphers), self.path)
+        else:
+            log.info("loaded %d active client key(s) from %s", len(self._ciphers), self.path)
+        # Last: a frame checked meanwhile by another thread sees the new stamp only with
+        # the new keys, so a revoked key is not taken once more on the old ones.
+        self._stamp = stamp
 
     # -- the CLI's side -----------------------------------------------------------------
 

@@ -26,14 +26,14 @@ class Rollout:
         unknown = set(raw) - {"canary", "batch_size", "max_failure_ratio"}
         if unknown:
             raise RolloutError(f"rollout: unknown field(s) {', '.join(sorted(unknown))}")
-        try:
-            rollout = cls(
-                canary=int(raw.get("canary", 0)),
-                batch_size=int(raw.get("batch_size", 0)),
-                max_failure_ratio=float(raw.get("max_failure_ratio", 0.0)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise RolloutError(f"rollout: {exc}") from exc
+        canary, batch_size = raw.get("canary", 0), raw.get("batch_size", 0)
+        ratio = raw.get("max_failure_ratio", 0.0)
+        for name, value in (("canary", canary), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise RolloutError(f"rollout: {name} must be a whole number, got {value!r}")
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float):
+            raise RolloutError(f"rollout: max_failure_ratio must be a number, got {ratio!r}")
+        rollout = cls(canary=canary, batch_size=batch_size, max_failure_ratio=float(ratio))
         if rollout.canary < 0 or rollout.batch_size < 0:
             raise RolloutError("rollout: canary and batch_size must not be negative")
         if not 0.0 <= rollout.max_failure_ratio <= 1.0:

@@ -18,7 +18,7 @@ from omserver.files import write_private
 def load_or_create_secret_key(path: Path) -> str:
     """Read the key at ``path``, creating it (mode 0600) on first start."""
     if not path.exists():
-        write_private(path, secrets.token_urlsafe(50) + "\n")
+        write_private(path, secrets.token_urlsafe(50) + "\n", keep_existing=True)
     return path.read_text().strip()
 
 

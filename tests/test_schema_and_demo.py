@@ -33,6 +33,14 @@ def test_mysql_schema_file_matches_the_migrations(
         pytest.fail(f"{SCHEMA_FILE} drifted from the migrations; run `make schema`:\n{diff}")
 
 
+def test_the_models_and_their_migrations_agree(db) -> None:
+    """A model change without its migration (and so without its place in sql/) fails here."""
+    try:
+        call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+    except SystemExit as exc:
+        pytest.fail(f"models changed without a migration (manage.py makemigrations): {exc}")
+
+
 def test_schema_file_declares_the_console_indexes(settings) -> None:
     schema = (settings.BASE_DIR / SCHEMA_FILE).read_text()
     for index in (

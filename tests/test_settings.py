@@ -92,3 +92,14 @@ def test_deploy_check_leaves_only_what_nginx_handles(manage: Manage, mysql_url: 
         "security.W004",
         "security.W008",
     }, result.stderr
+
+
+def test_a_secret_created_by_two_processes_at_once_is_the_first_ones(tmp_path) -> None:
+    from omserver.files import write_private
+
+    path = tmp_path / "secret_key"
+    write_private(path, "first\n", keep_existing=True)
+    write_private(path, "second\n", keep_existing=True)  # lost the race: reads the first
+    assert path.read_text() == "first\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary left behind
