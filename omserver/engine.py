@@ -18,6 +18,7 @@ from typing import Any
 from django.db import close_old_connections
 
 from omserver import execution
+from omserver.client import FINAL_STATUSES
 from omserver.config import Config
 from omserver.loader import LoadedModule, ModuleRegistry
 from omserver.rollout import Rollout
@@ -31,7 +32,6 @@ KILL_WAIT = 5.0  # seconds a worker gets, after shutdown cancelled its job, to k
 UNDELIVERED_AFTER = timedelta(minutes=5)  # a web job's part no daemon took by then: failed
 SWEEP_EVERY = 60.0  # seconds between looks for such parts
 WATCH_EVERY = 0.5  # seconds between reads of a job another daemon runs, while waiting on it
-ACTIVE = {"queued", "running"}
 
 
 class SubmitError(OperationError):
@@ -194,7 +194,9 @@ class Engine:
             return self.state(job_id)
         # Not ours (another zone's part, or queued by another daemon): watch the record.
         deadline = time.monotonic() + timeout
-        while (state := self.state(job_id))["status"] in ACTIVE and time.monotonic() < deadline:
+        while (state := self.state(job_id))["status"] not in FINAL_STATUSES and (
+            time.monotonic() < deadline
+        ):
             time.sleep(min(WATCH_EVERY, max(0.0, deadline - time.monotonic())))
         return state
 

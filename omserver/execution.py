@@ -4,10 +4,10 @@ A module is Python someone dropped in a folder: it may hang, crash or leak.
 So each job runs in a process of its own, forked from the forkserver of
 :mod:`omserver.forkserver` (the multi-threaded daemon is never forked itself).
 A couple of these processes are started ahead of need, each with its backend
-already made, so a job does not wait for Salt's or
-Ansible's set-up; a process whose job ended cleanly goes back to the pool for
-the next one (up to ``JOBS_PER_PROCESS``), one that was killed or whose module
-raised is replaced. See :mod:`omserver.job_process` for the inside.
+already made, so a job does not wait for Salt's or Ansible's set-up; a process
+whose job ended cleanly goes back to the pool for the next one (up to
+``JOBS_PER_PROCESS``), one that was killed or whose module raised is replaced.
+See :mod:`omserver.job_process` for the inside.
 
 Semantics the daemon relies on (it upserts one row per job and host):
 
