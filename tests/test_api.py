@@ -300,3 +300,60 @@ def test_a_rerun_on_a_host_no_longer_in_the_inventory_is_a_400(bob, inventory) -
     assert response.status_code == 400
     assert "no longer in the inventory: gone-01" in str(response.data["hosts"])
     assert Job.objects.count() == 1
+
+
+# -- every endpoint and method: 401 without credentials, 403/404 without rights ----------
+
+
+def endpoints(inventory, job: Job) -> dict[str, str]:
+    """One list and one object of each resource (the object's URL by its list's name)."""
+    return {
+        "function-categories": f"/api/function-categories/{inventory.www.function_id}/",
+        "app-categories": f"/api/app-categories/{inventory.www.pk}/",
+        "servers": f"/api/servers/{inventory.www_servers[0].pk}/",
+        "modules": "/api/modules/1003/",
+        "jobs": f"/api/jobs/{job.pk}/",
+    }
+
+
+@pytest.fixture
+def bobs_job(bob) -> Job:
+    return Job.objects.create(
+        module_id=1003, requested_by="bob", client="web", targets=[WWW_HOSTS[0]], status="running"
+    )
+
+
+def test_every_endpoint_and_method_needs_credentials(inventory, bobs_job) -> None:
+    anonymous = api_as()
+    for name, item in endpoints(inventory, bobs_job).items():
+        calls = [("get", f"/api/{name}/"), ("post", f"/api/{name}/"), ("get", item)]
+        calls += [("put", item), ("patch", item), ("delete", item)]
+        if name == "jobs":
+            calls += [("post", f"{item}cancel/"), ("post", f"{item}rerun/")]
+            calls += [("get", f"{item}results/")]
+        for method, url in calls:
+            response = getattr(anonymous, method)(url, {}, format="json")
+            assert response.status_code == 401, (method, url, response.status_code)
+
+
+def test_a_user_without_rights_can_change_nothing_and_see_no_other_job(
+    inventory, bobs_job, charlie
+) -> None:
+    client = api_as(charlie)
+    for name, item in endpoints(inventory, bobs_job).items():
+        if name == "jobs":
+            continue
+        assert client.post(f"/api/{name}/", {}, format="json").status_code == 403, name
+        for method in ("put", "patch", "delete"):
+            response = getattr(client, method)(item, {}, format="json")
+            assert response.status_code == 403, (method, item, response.status_code)
+    job = f"/api/jobs/{bobs_job.pk}/"
+    for method, url in [("get", job), ("post", f"{job}cancel/"), ("post", f"{job}rerun/")]:
+        assert getattr(client, method)(url, {}, format="json").status_code == 404, url
+    assert client.get(f"{job}results/").status_code == 404
+    for method in ("put", "patch", "delete"):
+        assert getattr(client, method)(job, {}, format="json").status_code == 405
+    run = {"module": 1003, "servers": [WWW_HOSTS[0]]}
+    assert client.post("/api/jobs/", run, format="json").status_code == 403
+    assert Job.objects.get().status == "running"  # bob's job, untouched
+    assert Server.objects.count() == 3 and AppCategory.objects.count() == 2
