@@ -96,6 +96,7 @@ SETTINGS: dict[str, Setting] = {
     "daemon.job_timeout": Setting(_float, 300.0, "default per-job timeout, seconds"),
     "daemon.clock_skew": Setting(_float, 60.0, "accepted frame timestamp skew, seconds"),
     "daemon.max_frame_bytes": Setting(_int, 4 * 1024 * 1024, "largest accepted frame"),
+    "daemon.max_connections": Setting(_int, 256, "client connections served at once"),
     "daemon.shutdown_grace": Setting(_float, 30.0, "SIGTERM grace for running jobs, s"),
     "daemon.log_level": Setting(_choice("debug", "info", "warning", "error"), "info", "log"),
     "audit.retention_days": Setting(_int, 365, "days of shell history kept (audit_prune)"),

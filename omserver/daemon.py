@@ -111,6 +111,7 @@ def _checked_settings(config: Config) -> tuple[str, int]:
         "daemon.max_frame_bytes",
         "daemon.workers",
         "daemon.job_timeout",
+        "daemon.max_connections",
     ):
         if config[name] <= 0:
             raise ConfigError(f"{config.origin(name)}: must be positive, got {config[name]}")
@@ -145,7 +146,11 @@ def serve(config: Config) -> None:
     # `serve` by mistake fails here instead of interrupting a live daemon's jobs.
     try:
         server = DaemonServer(
-            gate, host, port, max_packet_bytes=config["daemon.max_frame_bytes"] + PACKET_OVERHEAD
+            gate,
+            host,
+            port,
+            max_packet_bytes=config["daemon.max_frame_bytes"] + PACKET_OVERHEAD,
+            max_connections=config["daemon.max_connections"],
         )
     except OSError as exc:
         where = config.origin("daemon.address")

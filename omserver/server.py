@@ -75,9 +75,16 @@ class BoundedChannel(Channel):
 
 
 class DaemonServer(ThreadedServer):
-    """A thread per connection, TCP_NODELAY on each, packets capped at ``max_packet_bytes``."""
+    """A thread per connection, at most ``max_connections`` of them, TCP_NODELAY on
+    each, packets capped at ``max_packet_bytes``.
 
-    def __init__(self, gate: Gate, host: str, port: int, *, max_packet_bytes: int) -> None:
+    The cap counts connections before any frame is checked: without it, anyone who
+    can reach the port could open connections until the daemon runs out of threads.
+    """
+
+    def __init__(
+        self, gate: Gate, host: str, port: int, *, max_packet_bytes: int, max_connections: int
+    ) -> None:
         super().__init__(
             classpartial(DaemonService, gate),  # one service object per connection
             hostname=host,
@@ -88,8 +95,19 @@ class DaemonServer(ThreadedServer):
             logger=logging.getLogger("omserver.rpyc"),
         )
         self.max_packet_bytes = max_packet_bytes
+        self.max_connections = max_connections
 
     def _accept_method(self, sock: socket.socket) -> None:
+        if len(self.clients) > self.max_connections:  # rpyc added this one already
+            self.clients.discard(sock)
+            peer = ":".join(map(str, sock.getpeername()[:2]))
+            log.warning(
+                "refused a connection from %s: %d open already (daemon.max_connections)",
+                peer,
+                self.max_connections,
+            )
+            sock.close()
+            return
         # Without it every answer waits ~40 ms for the peer's delayed ACK.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super()._accept_method(sock)

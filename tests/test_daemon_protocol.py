@@ -444,3 +444,29 @@ def test_a_packet_rpyc_cannot_decode_closes_only_that_connection(daemon, web):
 
 def test_the_key_file_the_daemon_reads_is_private(daemon):
     assert (Path(daemon.keys.path).stat().st_mode & 0o077) == 0
+
+
+def test_connections_beyond_the_cap_are_closed_and_the_daemon_keeps_serving(
+    tmp_path, transactional_db, test_database_url
+):
+    """Nobody without a key can exhaust the daemon's threads by holding connections."""
+    env = {"OMSERVER_DAEMON_MAX_CONNECTIONS": "2"}
+    with running_daemon(tmp_path, env, database_url=test_database_url) as daemon:
+        host, port = wire.parse_address(daemon.address)
+        held = [socket.create_connection((host, port)) for _ in range(2)]  # never a frame
+        with daemon.client() as client:
+            with pytest.raises(DaemonUnreachable):
+                client.ping()
+            assert "refused a connection from 127.0.0.1" in daemon.log()
+            held.pop().close()
+            wait_for(lambda: _pings(client), 10, "a free connection slot")
+        for sock in held:
+            sock.close()
+
+
+def _pings(client: Client) -> bool:
+    try:
+        client.ping()
+    except DaemonUnreachable:
+        return False
+    return True
