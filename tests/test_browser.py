@@ -475,6 +475,7 @@ def test_the_audit_page_shows_new_commands_live_and_once(page: Page, alice, inve
     expect(page.locator("#events tr", has_text=PAYLOAD)).to_have_count(1)
     page.wait_for_timeout(3500)  # another poll: the cursor trails, nothing is shown twice
     expect(rows).to_have_count(2)
+    screenshot(page, "audit-live")
     assert_nothing_ran(page)
 
 
