@@ -49,6 +49,23 @@ def test_the_page_flags_alerts_and_filters_by_tree_selection(events, alice, inve
     assert [e.host for e, _ in one.context["rows"]] == ["bbs-01"]
 
 
+def test_the_time_range_filter_takes_what_the_browsers_picker_sends(alice, inventory) -> None:
+    batch = [
+        {"host": "bbs-01", "user": "root", "command": f"echo {n}", "time": when, "seq": n}
+        for n, when in enumerate(
+            ["2026-11-21T09:00:00Z", "2026-11-21T10:00:00Z", "2026-11-21T11:00:00Z"], 1
+        )
+    ]
+    ingest.store(
+        ingest.parse(json.dumps({"events": batch}).encode(), Grant(0, frozenset(["bbs-01"])))
+    )
+    page = logged_in(alice).get(
+        "/audit/", {"since": "2026-11-21T09:30", "until": "2026-11-21T10:30"}
+    )
+    assert [e.command for e, _ in page.context["rows"]] == ["echo 2"]
+    assert 'type="datetime-local"' in page.content.decode()
+
+
 def test_the_live_tail_returns_only_newer_events(events, alice) -> None:
     everything = logged_in(alice).get("/audit/live/").json()["events"]
     assert len(everything) == 3

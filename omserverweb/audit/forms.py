@@ -8,6 +8,9 @@ from omserverweb.audit.models import AlertRule
 from omserverweb.audit.services import EventFilter
 from omserverweb.inventory.models import AppCategory, Server
 
+# The browser's date and time picker; it sends "2026-11-21T10:00", which the field reads.
+LOCAL_TIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
 
 class EventFilterForm(forms.Form):
     server = forms.ModelMultipleChoiceField(
@@ -17,8 +20,8 @@ class EventFilterForm(forms.Form):
         AppCategory.objects.all(), required=False, label=_("categories")
     )
     user = forms.CharField(label=_("user"), max_length=64, required=False)
-    since = forms.DateTimeField(label=_("from"), required=False)
-    until = forms.DateTimeField(label=_("until"), required=False)
+    since = forms.DateTimeField(label=_("from"), required=False, widget=LOCAL_TIME)
+    until = forms.DateTimeField(label=_("until"), required=False, widget=LOCAL_TIME)
     q = forms.CharField(label=_("command contains"), max_length=200, required=False)
     alerts = forms.BooleanField(label=_("alerts only"), required=False)
     after = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
