@@ -7,14 +7,7 @@ from typing import Any
 
 import dj_database_url
 
-# The daemon writes each host's result as it arrives while the console reads: WAL lets
-# readers go on during a write, and NORMAL syncs at checkpoints, not at every commit
-# (a power cut can lose the last commits, never the file).
-SQLITE_OPTIONS = {
-    "timeout": 20,
-    "transaction_mode": "IMMEDIATE",
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-}
+SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 
 SUPPORTED_ENGINES = {
     "django.db.backends.mysql",
