@@ -253,21 +253,7 @@ class Engine:
                     stop = f"{reason}; {len(job.targets) - done} host(s) not run"
                     log.warning("job %d: %s", job.job_id, stop)
                     break
-        if not stop:  # a rollout's stop leaves the rest unrun on purpose, and says so
-            self._close_unrun(job, deadline)
         self._finish(job, self._final_status(job, deadline), stop=stop)
-
-    def _close_unrun(self, job: RunningJob, deadline: float) -> None:
-        """Hosts that a cancel or the timeout kept from running still get their result."""
-        if job.cancel.is_set():
-            status, why = "failed", "cancelled before it ran on this host"
-        elif time.monotonic() >= deadline:
-            status, why = "timeout", f"the job's {job.timeout:g} s passed before it ran here"
-        else:
-            return
-        for target in job.targets:
-            if target.hostname not in job.statuses:
-                self._record(job, HostResult(target.hostname, status, stderr=why))
 
     def _record(self, job: RunningJob, result: HostResult) -> None:
         first = result.host not in job.statuses

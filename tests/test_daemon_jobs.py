@@ -123,20 +123,6 @@ def test_cancel_stops_a_running_job(client, targets) -> None:
     assert Job.objects.get(pk=job_id).status == "cancelled"
 
 
-def test_a_cancel_between_rollout_batches_still_gives_every_host_a_result(client, targets) -> None:
-    """The canary is cancelled as it runs; the host after it never starts, but is told."""
-    rollout = {"canary": 1, "max_failure_ratio": 1.0}
-    job_id = client.submit(9101, targets, {"seconds": 120}, timeout=300, rollout=rollout)
-    wait_until_running(client, job_id)
-    client.cancel(job_id)
-    state = client.wait(job_id, timeout=30, check=False)
-    assert state["status"] == "cancelled"
-    results = {r["host"]: r for r in state["results"]}
-    assert set(results) == {t["hostname"] for t in targets}
-    assert {r["status"] for r in results.values()} == {"failed"}
-    assert results[targets[1]["hostname"]]["stderr"] == "cancelled before it ran on this host"
-
-
 def test_a_client_with_a_short_socket_timeout_still_waits_out_a_longer_job(
     lab_daemon, targets
 ) -> None:
