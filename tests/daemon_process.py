@@ -84,14 +84,14 @@ def running_daemon(
     )
     try:
         with daemon.client() as probe:
-            wait_for(lambda: proc.poll() is not None or _answers(probe), 20, "omserver daemon")
+            wait_for(lambda: proc.poll() is not None or answers(probe), 20, "omserver daemon")
         assert proc.poll() is None, f"the daemon exited:\n{daemon.log()}"
         yield daemon
     finally:
         stop(proc, grace=5)
 
 
-def _answers(client: Client) -> bool:
+def answers(client: Client) -> bool:
     try:
         client.ping()
     except DaemonError:

@@ -28,7 +28,7 @@ from omserver.client import (
 )
 from omserver.config import BASE_DIR
 from omserverweb.jobs.models import Job
-from tests.daemon_process import RunningDaemon, running_daemon
+from tests.daemon_process import RunningDaemon, answers, running_daemon
 from tests.lab.procs import free_port, wait_for
 
 MAX_FRAME = 64 * 1024  # the daemon under test refuses frames above this
@@ -459,14 +459,6 @@ def test_connections_beyond_the_cap_are_closed_and_the_daemon_keeps_serving(
                 client.ping()
             assert "refused a connection from 127.0.0.1" in daemon.log()
             held.pop().close()
-            wait_for(lambda: _pings(client), 10, "a free connection slot")
+            wait_for(lambda: answers(client), 10, "a free connection slot")
         for sock in held:
             sock.close()
-
-
-def _pings(client: Client) -> bool:
-    try:
-        client.ping()
-    except DaemonUnreachable:
-        return False
-    return True
