@@ -32,11 +32,6 @@ def runnable_categories(user: User, module: ModuleDefinition) -> set[int] | None
     return set(grants)
 
 
-def can_run_anywhere(user: User, module: ModuleDefinition) -> bool:
-    allowed = runnable_categories(user, module)
-    return allowed is None or bool(allowed)
-
-
 def visible_modules(user: User) -> Iterable[ModuleDefinition]:
     """Enabled modules the user holds at least one grant for."""
     modules = ModuleDefinition.objects.filter(enabled=True)
