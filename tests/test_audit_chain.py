@@ -11,13 +11,13 @@ from django.db import connection
 
 from omserverweb.audit import ingest, services
 from omserverweb.audit.models import CommandEvent
-from omserverweb.audit.tokens import Grant
+from omserverweb.audit.tokens import TokenCoverage
 from omserverweb.jobs import recorder
 from omserverweb.jobs.models import HostResult, Job
 
 pytestmark = pytest.mark.django_db
 
-GRANT = Grant(1, frozenset({"web-1", "web-2"}))
+COVERAGE = TokenCoverage(1, frozenset({"web-1", "web-2"}))
 
 
 def store(host: str, seqs: range) -> None:
@@ -31,7 +31,7 @@ def store(host: str, seqs: range) -> None:
         }
         for n in seqs
     ]
-    ingest.store(ingest.parse(json.dumps({"events": events}).encode(), GRANT))
+    ingest.store(ingest.parse(json.dumps({"events": events}).encode(), COVERAGE))
 
 
 def raw_sql(sql: str, *params) -> None:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from omserverweb.audit import ingest, services
 from omserverweb.audit.models import AlertRule, CommandEvent, IngestToken
-from omserverweb.audit.tokens import Grant
+from omserverweb.audit.tokens import TokenCoverage
 from tests.conftest import logged_in
 
 pytestmark = pytest.mark.django_db
@@ -24,8 +24,8 @@ def events(inventory) -> None:
         {"host": h, "user": u, "command": c, "time": "2026-11-21T10:00:00Z", "seq": n}
         for n, (h, u, c) in enumerate(commands, 1)
     ]
-    grant = Grant(0, frozenset(["bbs-01", "lab-minion-1", "lab-minion-2"]))
-    ingest.store(ingest.parse(json.dumps({"events": batch}).encode(), grant))
+    coverage = TokenCoverage(0, frozenset(["bbs-01", "lab-minion-1", "lab-minion-2"]))
+    ingest.store(ingest.parse(json.dumps({"events": batch}).encode(), coverage))
 
 
 def test_only_users_with_the_view_permission_see_audit_data(events, charlie, alice) -> None:
@@ -57,7 +57,9 @@ def test_the_time_range_filter_takes_what_the_browsers_picker_sends(alice, inven
         )
     ]
     ingest.store(
-        ingest.parse(json.dumps({"events": batch}).encode(), Grant(0, frozenset(["bbs-01"])))
+        ingest.parse(
+            json.dumps({"events": batch}).encode(), TokenCoverage(0, frozenset(["bbs-01"]))
+        )
     )
     page = logged_in(alice).get(
         "/audit/", {"since": "2026-11-21T09:30", "until": "2026-11-21T10:30"}

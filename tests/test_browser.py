@@ -458,13 +458,13 @@ def test_a_run_on_more_hosts_than_the_threshold_asks_first(
 
 def test_the_audit_page_shows_new_commands_live_and_once(page: Page, alice, inventory) -> None:
     from omserverweb.audit import ingest
-    from omserverweb.audit.tokens import Grant
+    from omserverweb.audit.tokens import TokenCoverage
 
     def report(seq: int, command: str) -> None:
         event = {"host": "bbs-01", "user": "root", "command": command, "seq": seq}
         event["time"] = "2026-11-21T10:00:00Z"
-        grant = Grant(0, frozenset(["bbs-01"]))
-        ingest.store(ingest.parse(json.dumps({"events": [event]}).encode(), grant))
+        coverage = TokenCoverage(0, frozenset(["bbs-01"]))
+        ingest.store(ingest.parse(json.dumps({"events": [event]}).encode(), coverage))
 
     report(1, "uptime")
     log_in(page, "alice", "alice-password-1")

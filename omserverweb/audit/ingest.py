@@ -24,7 +24,7 @@ from omserverweb.audit.chain import (
     locked_heads,
 )
 from omserverweb.audit.models import ChainHead, CommandEvent
-from omserverweb.audit.tokens import Grant
+from omserverweb.audit.tokens import TokenCoverage
 
 MAX_BODY = 4 * 1024 * 1024
 MAX_EVENTS = 1000
@@ -50,7 +50,7 @@ class Stored:
         return self.received - self.stored
 
 
-def parse(body: bytes, grant: Grant) -> list[dict[str, Any]]:
+def parse(body: bytes, coverage: TokenCoverage) -> list[dict[str, Any]]:
     """Events from a request body, each checked; raises BatchError for the first fault."""
     if len(body) > MAX_BODY:
         raise BatchError(f"batch larger than {MAX_BODY} bytes")
@@ -64,10 +64,10 @@ def parse(body: bytes, grant: Grant) -> list[dict[str, Any]]:
     if len(events) > MAX_EVENTS:
         raise BatchError(f"more than {MAX_EVENTS} events in one batch")
     latest = timezone.now() + CLOCK_SKEW
-    return [_event(i, raw, grant, latest) for i, raw in enumerate(events)]
+    return [_event(i, raw, coverage, latest) for i, raw in enumerate(events)]
 
 
-def _event(index: int, raw: Any, grant: Grant, latest: datetime) -> dict[str, Any]:
+def _event(index: int, raw: Any, coverage: TokenCoverage, latest: datetime) -> dict[str, Any]:
     def fault(message: str) -> BatchError:
         return BatchError(f"events[{index}]: {message}")
 
@@ -91,7 +91,7 @@ def _event(index: int, raw: Any, grant: Grant, latest: datetime) -> dict[str, An
     event["command"] = command
     if not event["host"] or not event["user"]:
         raise fault("host and user must not be empty")
-    if event["host"] not in grant.hosts:
+    if event["host"] not in coverage.hosts:
         raise fault(f"host {event['host']!r} is not covered by this token")
     seq = raw["seq"]
     if type(seq) is not int or not 0 < seq <= MAX_SEQ:

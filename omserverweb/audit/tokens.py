@@ -52,19 +52,19 @@ def revoke(token: IngestToken) -> None:
 
 
 @dataclass(frozen=True)
-class Grant:
-    """What a valid token allows: reporting for these host names."""
+class TokenCoverage:
+    """What a valid token covers: the host names it may report commands for."""
 
     token_id: int
     hosts: frozenset[str]
 
 
-_cache: dict[str, tuple[float, Grant | None]] = {}
+_cache: dict[str, tuple[float, TokenCoverage | None]] = {}
 _cache_lock = threading.Lock()
 
 
-def authenticate(header: str) -> Grant | None:
-    """The grant of ``Authorization: Bearer <token>``, or None (missing, wrong, revoked)."""
+def authenticate(header: str) -> TokenCoverage | None:
+    """The coverage of ``Authorization: Bearer <token>``, or None (missing, wrong, revoked)."""
     scheme, _, clear = header.partition(" ")
     if scheme.lower() != "bearer" or not clear.startswith(TOKEN_PREFIX):
         return None
@@ -74,19 +74,19 @@ def authenticate(header: str) -> Grant | None:
         hit = _cache.get(key)
     if hit and hit[0] > now:
         return hit[1]
-    grant = _lookup(key)
+    coverage = _lookup(key)
     with _cache_lock:
         if len(_cache) > 10_000:
             _cache.clear()
-        _cache[key] = (now + CACHE_SECONDS, grant)
-    return grant
+        _cache[key] = (now + CACHE_SECONDS, coverage)
+    return coverage
 
 
-def _lookup(key: str) -> Grant | None:
+def _lookup(key: str) -> TokenCoverage | None:
     token = IngestToken.objects.filter(digest=key, revoked_at__isnull=True).first()
     if token is None:
         return None
     servers = Server.objects.filter(
         Q(pk=token.server_id) if token.server_id else Q(app_category_id=token.app_category_id)
     )
-    return Grant(token.pk, frozenset(servers.values_list("hostname", flat=True)))
+    return TokenCoverage(token.pk, frozenset(servers.values_list("hostname", flat=True)))

@@ -33,13 +33,13 @@ LIVE_LIMIT = 200
 @require_POST
 def ingest_events(request: HttpRequest) -> HttpResponse:
     """POST /api/audit/events/ from a host's shipper, with ``Authorization: Bearer <token>``."""
-    grant = tokens.authenticate(request.headers.get("Authorization", ""))
-    if grant is None:
+    coverage = tokens.authenticate(request.headers.get("Authorization", ""))
+    if coverage is None:
         response = JsonResponse({"error": "missing, wrong or revoked ingest token"}, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="omserver-audit"'
         return response
     try:
-        events = ingest.parse(request.read(ingest.MAX_BODY + 1), grant)
+        events = ingest.parse(request.read(ingest.MAX_BODY + 1), coverage)
     except ingest.BatchError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     stored = ingest.store(events)
