@@ -15,7 +15,9 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
-from omserverweb.inventory import importers
+from omserverweb.inventory.importing.candidates import MAX_BYTES, MAX_ROWS
+from omserverweb.inventory.importing.csv_source import parse_csv
+from omserverweb.inventory.importing.plan import PlanRow, StalePlanError, apply_plan, plan_import
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +75,7 @@ def apply(dry: HttpResponse) -> HttpResponse:
     return dry.client.post(URL, {**data, "apply": "1"})
 
 
-def hostnames(rows: list[importers.PlanRow]) -> list[str]:
+def hostnames(rows: list[PlanRow]) -> list[str]:
     return [row.candidate.hostname for row in rows]
 
 
@@ -483,13 +485,15 @@ def test_a_write_conflict_reports_the_new_plan(
 ) -> None:
     Server.objects.create(hostname="web-01", lan_ip="10.0.5.9", app_category=web)
     # Planning misses web-01, as if another import created it after our read.
-    monkeypatch.setattr(importers, "_existing_servers", lambda candidates: {})
-    candidates = importers.parse_csv("hostname,lan_ip\nweb-01,10.0.5.1\n")
-    stale = importers.plan_import(candidates, web)
+    monkeypatch.setattr(
+        "omserverweb.inventory.importing.plan._existing_servers", lambda candidates: {}
+    )
+    candidates = parse_csv("hostname,lan_ip\nweb-01,10.0.5.1\n")
+    stale = plan_import(candidates, web)
     assert hostnames(stale.creates) == ["web-01"]
 
-    with pytest.raises(importers.StalePlanError):
-        importers.apply_plan(candidates, web, stale.fingerprint)
+    with pytest.raises(StalePlanError):
+        apply_plan(candidates, web, stale.fingerprint)
 
     assert list(Server.objects.values_list("hostname", "lan_ip")) == [("web-01", "10.0.5.9")]
 
@@ -498,13 +502,13 @@ def test_a_write_conflict_reports_the_new_plan(
 
 
 def test_too_large_an_upload_is_refused(alice: Client) -> None:
-    upload = SimpleUploadedFile("big.csv", b"x" * (importers.MAX_BYTES + 1))
+    upload = SimpleUploadedFile("big.csv", b"x" * (MAX_BYTES + 1))
     response = alice.post(URL, {"source": "csv", "upload": upload})
     assert "The data is larger than 2.0" in response.content.decode()
 
 
 def test_too_many_rows_are_refused(alice: Client) -> None:
-    rows = "".join(f"h{i},10.1.{i // 250}.{i % 250}\n" for i in range(importers.MAX_ROWS + 1))
+    rows = "".join(f"h{i},10.1.{i // 250}.{i % 250}\n" for i in range(MAX_ROWS + 1))
     response = dry_run(alice, "hostname,lan_ip\n" + rows)
     assert "More than 5000 servers" in response.content.decode()
 

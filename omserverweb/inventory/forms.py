@@ -11,7 +11,11 @@ from django.db import models
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
-from omserverweb.inventory import importers
+from omserverweb.inventory.importing.ansible_inventory import parse_ansible
+from omserverweb.inventory.importing.candidates import MAX_BYTES, Candidate, SourceError
+from omserverweb.inventory.importing.csv_source import parse_csv
+from omserverweb.inventory.importing.plan import Plan
+from omserverweb.inventory.importing.salt_keys import IpNetwork, parse_salt
 from omserverweb.inventory.models import AppCategory
 
 
@@ -67,7 +71,7 @@ class ImportForm(forms.Form):
     )
     fingerprint = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    candidates: list[importers.Candidate]
+    candidates: list[Candidate]
 
     def clean_upload(self) -> str:
         return _read_upload(self.cleaned_data["upload"])
@@ -75,7 +79,7 @@ class ImportForm(forms.Form):
     def clean_salt_ips_upload(self) -> str:
         return _read_upload(self.cleaned_data["salt_ips_upload"])
 
-    def clean_lan_network(self) -> importers.IpNetwork | None:
+    def clean_lan_network(self) -> IpNetwork | None:
         value = self.cleaned_data["lan_network"].strip()
         if not value:
             return None
@@ -88,25 +92,25 @@ class ImportForm(forms.Form):
         data = super().clean()
         data["text"] = _newlines(data.get("upload") or data.get("text", ""))
         data["salt_ips"] = _newlines(data.get("salt_ips_upload") or data.get("salt_ips", ""))
-        if len(data["text"].encode()) + len(data["salt_ips"].encode()) > importers.MAX_BYTES:
+        if len(data["text"].encode()) + len(data["salt_ips"].encode()) > MAX_BYTES:
             raise forms.ValidationError(_too_big())
         if not data["text"].strip():
             self.add_error("text", _("Paste the data or choose a file."))
         if not self.errors:
             try:
                 self.candidates = self._parse(data)
-            except importers.SourceError as exc:
+            except SourceError as exc:
                 raise forms.ValidationError(str(exc)) from None
         return data
 
-    def _parse(self, data: dict[str, Any]) -> list[importers.Candidate]:
+    def _parse(self, data: dict[str, Any]) -> list[Candidate]:
         if data["source"] == Source.SALT:
-            return importers.parse_salt(data["text"], data["salt_ips"], data["lan_network"])
+            return parse_salt(data["text"], data["salt_ips"], data["lan_network"])
         if data["source"] == Source.ANSIBLE:
-            return importers.parse_ansible(data["text"])
-        return importers.parse_csv(data["text"])
+            return parse_ansible(data["text"])
+        return parse_csv(data["text"])
 
-    def for_apply(self, plan: importers.Plan) -> ImportForm:
+    def for_apply(self, plan: Plan) -> ImportForm:
         """The same inputs, a file's text moved into the text box, and the plan's fingerprint."""
         data = self.cleaned_data
         return ImportForm(
@@ -124,7 +128,7 @@ class ImportForm(forms.Form):
 def _read_upload(upload: UploadedFile | None) -> str:
     if upload is None:
         return ""
-    if upload.size > importers.MAX_BYTES:
+    if upload.size > MAX_BYTES:
         raise forms.ValidationError(_too_big())
     try:
         return upload.read().decode("utf-8-sig")
@@ -133,7 +137,7 @@ def _read_upload(upload: UploadedFile | None) -> str:
 
 
 def _too_big() -> str:
-    return _("The data is larger than %(limit)s.") % {"limit": filesizeformat(importers.MAX_BYTES)}
+    return _("The data is larger than %(limit)s.") % {"limit": filesizeformat(MAX_BYTES)}
 
 
 def _newlines(text: str) -> str:

@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
-from omserverweb.inventory import importers
 from omserverweb.inventory.forms import ImportForm
+from omserverweb.inventory.importing.plan import Plan, StalePlanError, apply_plan, plan_import
 
 log = logging.getLogger("omserverweb.inventory")
 
@@ -28,16 +28,16 @@ def import_servers(request: HttpRequest) -> HttpResponse:
         return render(request, TEMPLATE, {"form": form})
     if "apply" in request.POST:
         return _apply(request, form)
-    plan = importers.plan_import(form.candidates, form.cleaned_data["default_category"])
+    plan = plan_import(form.candidates, form.cleaned_data["default_category"])
     return _show_plan(request, form, plan)
 
 
 def _apply(request: HttpRequest, form: ImportForm) -> HttpResponse:
     try:
-        plan = importers.apply_plan(
+        plan = apply_plan(
             form.candidates, form.cleaned_data["default_category"], form.cleaned_data["fingerprint"]
         )
-    except importers.StalePlanError as changed:
+    except StalePlanError as changed:
         messages.warning(
             request,
             _("The plan changed since the dry run, so nothing was written. Check it and apply."),
@@ -57,5 +57,5 @@ def _apply(request: HttpRequest, form: ImportForm) -> HttpResponse:
     return redirect("console:inventory-import")
 
 
-def _show_plan(request: HttpRequest, form: ImportForm, plan: importers.Plan) -> HttpResponse:
+def _show_plan(request: HttpRequest, form: ImportForm, plan: Plan) -> HttpResponse:
     return render(request, TEMPLATE, {"form": form.for_apply(plan), "plan": plan})
