@@ -17,7 +17,7 @@ from omserverweb.jobs.models import HostResult, Job
 
 pytestmark = pytest.mark.django_db
 
-COVERAGE = TokenCoverage(1, frozenset({"web-1", "web-2"}))
+COVERAGE = TokenCoverage(frozenset({"web-1", "web-2"}))
 
 
 def store(host: str, seqs: range) -> None:

@@ -24,7 +24,7 @@ def events(inventory) -> None:
         {"host": h, "user": u, "command": c, "time": "2026-11-21T10:00:00Z", "seq": n}
         for n, (h, u, c) in enumerate(commands, 1)
     ]
-    coverage = TokenCoverage(0, frozenset(["bbs-01", "lab-minion-1", "lab-minion-2"]))
+    coverage = TokenCoverage(frozenset(["bbs-01", "lab-minion-1", "lab-minion-2"]))
     ingest.store(ingest.parse(json.dumps({"events": batch}).encode(), coverage))
 
 
@@ -57,9 +57,7 @@ def test_the_time_range_filter_takes_what_the_browsers_picker_sends(alice, inven
         )
     ]
     ingest.store(
-        ingest.parse(
-            json.dumps({"events": batch}).encode(), TokenCoverage(0, frozenset(["bbs-01"]))
-        )
+        ingest.parse(json.dumps({"events": batch}).encode(), TokenCoverage(frozenset(["bbs-01"])))
     )
     page = logged_in(alice).get(
         "/audit/", {"since": "2026-11-21T09:30", "until": "2026-11-21T10:30"}

@@ -463,7 +463,7 @@ def test_the_audit_page_shows_new_commands_live_and_once(page: Page, alice, inve
     def report(seq: int, command: str) -> None:
         event = {"host": "bbs-01", "user": "root", "command": command, "seq": seq}
         event["time"] = "2026-11-21T10:00:00Z"
-        coverage = TokenCoverage(0, frozenset(["bbs-01"]))
+        coverage = TokenCoverage(frozenset(["bbs-01"]))
         ingest.store(ingest.parse(json.dumps({"events": [event]}).encode(), coverage))
 
     report(1, "uptime")

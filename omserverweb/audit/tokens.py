@@ -55,7 +55,6 @@ def revoke(token: IngestToken) -> None:
 class TokenCoverage:
     """What a valid token covers: the host names it may report commands for."""
 
-    token_id: int
     hosts: frozenset[str]
 
 
@@ -89,4 +88,4 @@ def _lookup(key: str) -> TokenCoverage | None:
     servers = Server.objects.filter(
         Q(pk=token.server_id) if token.server_id else Q(app_category_id=token.app_category_id)
     )
-    return TokenCoverage(token.pk, frozenset(servers.values_list("hostname", flat=True)))
+    return TokenCoverage(frozenset(servers.values_list("hostname", flat=True)))
