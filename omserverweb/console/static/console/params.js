@@ -1,6 +1,5 @@
 // Renders a module's parameter schema as a form and validates it in the browser.
 // The server validates again: this only spares a round trip.
-const gettext = window.gettext ?? ((s) => s);
 
 function inputFor(field) {
   let input;
