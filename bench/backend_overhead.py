@@ -30,10 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the lab lives in tests/
 
-from omserver import execution  # noqa: E402
 from omserver.backends import make_backend  # noqa: E402
 from omserver.config import Config  # noqa: E402
-from omserver.loader import ModuleRegistry  # noqa: E402
+from omserver.jobs import execution  # noqa: E402
+from omserver.modules.registry import ModuleRegistry  # noqa: E402
 from omserver.sdk import Context, HostResult, Target  # noqa: E402
 from tests.lab.salt import SaltLab  # noqa: E402
 from tests.lab.sshd import SshLab  # noqa: E402

@@ -41,10 +41,10 @@ from rpyc.core import SocketStream
 from rpyc.utils.factory import connect_stream
 from rpyc.utils.server import ThreadedServer
 
-from omserver import wire
 from omserver.client import Client, DaemonError
 from omserver.config import BASE_DIR
-from omserver.keys import KeyStore
+from omserver.protocol import wire
+from omserver.protocol.keys import KeyStore
 
 
 class EchoService(rpyc.Service):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -19,9 +20,10 @@ from typing import Any
 
 from omserver.client import Client, DaemonError
 from omserver.config import Config, ConfigError, env_name
-from omserver.keys import KeyStore, KeyStoreError, key_file
+from omserver.protocol.keys import KeyStore, KeyStoreError, key_file
 
 OK, FAILED, USAGE = 0, 1, 2
+WEB_SETTINGS = "omserverweb.settings"  # the Django project the daemon records through
 
 
 class UsageError(Exception):
@@ -32,9 +34,14 @@ class UsageError(Exception):
 
 
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
-    from omserver.daemon import serve  # the module loader and all: only the daemon needs it
+    """The daemon records jobs in the web's database, so the web's Django project
+    starts it (its ``rundaemon`` command hands the engine the web's recorder)."""
+    import django
+    from django.core.management import call_command
 
-    serve(config)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", WEB_SETTINGS)
+    django.setup()
+    call_command("rundaemon")
     return OK
 
 

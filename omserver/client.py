@@ -28,12 +28,10 @@ import rpyc
 from rpyc.core import SocketStream
 from rpyc.utils.factory import connect_channel
 
-from omserver import wire
-from omserver.server import PROTOCOL_CONFIG, BoundedChannel
+from omserver.protocol import wire
+from omserver.protocol.channel import PROTOCOL_CONFIG, BoundedChannel
+from omserver.vocabulary import FINAL_STATUSES, JobStatus
 
-FINAL_STATUSES = frozenset(
-    {"succeeded", "failed", "partial", "timeout", "cancelled", "interrupted"}
-)
 WAIT_SLICE = 20.0  # the longest single wait asked of the daemon; longer waits loop
 ANSWER_LIMIT = 1 << 30  # refuse a (compressed) packet bigger than this from the daemon
 RETRY_SAFE = frozenset({"ping", "modules", "job", "wait", "cancel"})
@@ -255,7 +253,7 @@ class Client:
 
     @staticmethod
     def _checked(state: dict[str, Any], check: bool) -> dict[str, Any]:
-        if check and state["status"] in FINAL_STATUSES and state["status"] != "succeeded":
+        if check and state["status"] in FINAL_STATUSES and state["status"] != JobStatus.SUCCEEDED:
             raise JobFailed(state)
         return state
 

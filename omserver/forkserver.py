@@ -1,7 +1,7 @@
 """The one ``multiprocessing`` forkserver the daemon forks its child processes from.
 
-Job processes (:mod:`omserver.execution`) and module inspections
-(:mod:`omserver.loader`) both run code someone dropped in a folder, so both run
+Job processes (:mod:`omserver.jobs.execution`) and module inspections
+(:mod:`omserver.modules.inspection`) both run code someone dropped in a folder, so both run
 in a child that can be killed. They come from a forkserver, never from the
 multi-threaded daemon itself, and that forkserver imported Salt and Ansible
 once, so a child starts with them loaded.
@@ -16,7 +16,7 @@ from multiprocessing.context import ForkServerContext
 # Beyond the backends, Salt and Ansible import these lazily on their first call: left
 # out, each job would pay ~0.1 s (Salt) and ~0.3 s (Ansible) to import them again.
 PRELOAD = [
-    "omserver.job_process",
+    "omserver.jobs.process",
     "omserver.backends.saltstack",
     "salt.master",
     "salt.transport.tcp",

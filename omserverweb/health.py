@@ -21,7 +21,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from omserverweb.daemon import default_endpoint, endpoints, probe
+from omserverweb.endpoints import default_endpoint, endpoints, probe
 
 log = logging.getLogger("omserverweb.health")
 TIMEOUT = 2  # seconds, per check; whole seconds because MySQL's connect_timeout is

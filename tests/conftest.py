@@ -92,7 +92,7 @@ class Inventory:
 
 @pytest.fixture
 def inventory(db) -> Inventory:
-    from omserver.loader import ModuleRegistry
+    from omserver.modules.registry import ModuleRegistry
     from omserverweb.jobs.recorder import ensure_module
 
     for module in ModuleRegistry(BASE_DIR / "modules", "saltstack").all():
@@ -175,7 +175,7 @@ def web_daemon(salt_daemon_for_web, settings, transactional_db):
 @pytest.fixture
 def daemon_down(settings, free_port):
     """The web console configured for a daemon that is not running."""
-    from omserver.wire import new_key
+    from omserver.protocol.wire import new_key
 
     settings.DAEMON_ADDRESS = f"127.0.0.1:{free_port}"
     settings.DAEMON_CLIENT_KEY = new_key()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from omserver.client import Client, DaemonError
-from omserver.keys import KeyStore
+from omserver.protocol.keys import KeyStore
 from tests.lab.procs import free_port, spawn, stop, wait_for
 
 

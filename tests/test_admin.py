@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from omserverweb.audit.models import CommandEvent
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
-from omserverweb.jobs.models import HostResult, Job
+from omserverweb.jobs.models import Job, JobHost
 from omserverweb.modules.models import ModuleDefinition
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ CHANGELISTS = [
     "inventory_server",
     "modules_moduledefinition",
     "jobs_job",
-    "jobs_hostresult",
+    "jobs_jobhost",
     "audit_commandevent",
 ]
 
@@ -43,7 +43,7 @@ def demo() -> Job:
     Server.objects.create(hostname="www-01", lan_ip="10.0.0.1", app_category=app)
     module = ModuleDefinition.objects.create(id=1003, name="View OS version")
     job = Job.objects.create(module=module, requested_by="alice", client="web", targets=["www-01"])
-    HostResult.objects.create(job=job, host="www-01", status="ok", rc=0, stdout="Debian")
+    JobHost.objects.create(job=job, host="www-01", status="ok", rc=0, stdout="Debian")
     CommandEvent.objects.create(
         host="www-01", user="root", command="uptime", event_time=timezone.now(), seq=1
     )
@@ -72,7 +72,7 @@ def test_job_detail_shows_host_results(alice: Client, demo: Job) -> None:
 def test_jobs_and_their_results_cannot_be_deleted_in_admin(alice: Client, demo: Job) -> None:
     result = demo.results.get()
     assert alice.post(reverse("admin:jobs_job_delete", args=[demo.pk])).status_code == 403
-    assert alice.post(reverse("admin:jobs_hostresult_delete", args=[result.pk])).status_code == 403
+    assert alice.post(reverse("admin:jobs_jobhost_delete", args=[result.pk])).status_code == 403
     assert Job.objects.filter(pk=demo.pk).exists() and demo.results.exists()
 
 
@@ -93,7 +93,7 @@ def test_anonymous_users_are_sent_to_login(client: Client) -> None:
 
 
 def test_the_zone_list_counts_each_zones_servers(alice: Client, demo: Job) -> None:
-    from omserver.wire import new_key
+    from omserver.protocol.wire import new_key
     from omserverweb.inventory.models import Zone
 
     for name in ("dc2", "dc3"):

@@ -7,7 +7,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from omserverweb.inventory.models import AppCategory, Server
-from omserverweb.jobs.models import HostResult, Job
+from omserverweb.jobs.models import Job, JobHost
 from omserverweb.modules.models import ModuleDefinition
 from tests.conftest import WWW_HOSTS
 
@@ -105,7 +105,7 @@ def test_job_filters(alice, inventory) -> None:
     job = Job.objects.create(
         module_id=1003, requested_by="bob", client="web", targets=["lab-minion-1"], status="failed"
     )
-    HostResult.objects.create(job=job, host="lab-minion-1", status="failed", seq=1)
+    JobHost.objects.create(job=job, host="lab-minion-1", status="failed", seq=1)
     Job.objects.create(module_id=1001, requested_by="alice", client="web", targets=[])
     client = api_as(alice)
     for query in ("status=failed", "module=1003", "user=bob", "host=lab-minion-1"):
@@ -281,8 +281,8 @@ def test_a_rerun_asks_again_for_secrets_it_never_stored(alice, inventory) -> Non
 
 def test_results_come_in_pages_with_a_flag_to_ask_again(alice, inventory) -> None:
     job = Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=[])
-    HostResult.objects.bulk_create(
-        HostResult(job=job, host=f"h{n:02d}", status="ok", seq=n) for n in range(1, 61)
+    JobHost.objects.bulk_create(
+        JobHost(job=job, host=f"h{n:02d}", status="ok", seq=n) for n in range(1, 61)
     )
     client = api_as(alice)
     first = client.get(f"/api/jobs/{job.pk}/results/?after=0").data

@@ -338,7 +338,7 @@ def test_a_one_mebibyte_output_per_host_leaves_the_page_responsive(
 
 
 def test_html_in_output_names_and_captions_is_shown_as_text(page: Page, bob, inventory) -> None:
-    from omserverweb.jobs.models import HostResult, Job
+    from omserverweb.jobs.models import Job, JobHost
     from omserverweb.modules.models import ModuleDefinition
 
     inventory.www.name = f"www {PAYLOAD}"
@@ -362,7 +362,7 @@ def test_html_in_output_names_and_captions_is_shown_as_text(page: Page, bob, inv
     )
     outputs = {WWW_HOSTS[0]: f"one\n{PAYLOAD}", WWW_HOSTS[1]: f"one\n{PAYLOAD}", forged_host: "two"}
     for seq, (host, stdout) in enumerate(outputs.items(), 1):
-        HostResult.objects.create(
+        JobHost.objects.create(
             job=job,
             host=host,
             status="ok" if seq < 3 else "failed",

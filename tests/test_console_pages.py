@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from omserver.config import BASE_DIR
-from omserver.loader import ModuleRegistry
+from omserver.modules.registry import ModuleRegistry
 from omserverweb.jobs.models import Job
 from omserverweb.modules.models import ModuleDefinition
 from tests.conftest import WWW_HOSTS, logged_in

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import rpyc
 
-from omserver import wire
 from omserver.client import Client, InvalidParameters, InvalidRequest, UnknownModule
 from omserver.config import BASE_DIR
+from omserver.protocol import wire
 from omserverweb.audit.jobchain import verify_jobs
-from omserverweb.jobs.models import HostResult, Job
+from omserverweb.jobs.models import Job, JobHost
 from tests.daemon_process import RunningDaemon, running_daemon
 from tests.lab.procs import wait_for
 
@@ -89,7 +89,7 @@ def test_run_returns_each_hosts_result_and_records_who_asked(client, targets) ->
     assert (job.requested_by, job.client, job.status) == ("alice", "ops-tool", "succeeded")
     assert job.targets == [t["hostname"] for t in targets]
     assert job.started_at <= job.finished_at
-    rows = HostResult.objects.filter(job=job)
+    rows = JobHost.objects.filter(job=job)
     assert sorted(r.host for r in rows) == sorted(t["hostname"] for t in targets)
     assert all(r.rc == 0 and r.stdout.strip() == first_line for r in rows)
 
@@ -282,7 +282,7 @@ def test_sigterm_lets_a_short_job_finish_and_interrupts_the_rest(salt_daemon) ->
     assert Job.objects.get(pk=short).status == "succeeded"
     assert Job.objects.get(pk=long).status == "interrupted"
     assert Job.objects.get(pk=waiting).status == "interrupted"
-    assert not HostResult.objects.filter(job_id=waiting).exists()
+    assert not JobHost.objects.filter(job_id=waiting).exists()
     assert verify_jobs() is None  # nothing a stopping worker wrote late altered a closed job
 
 

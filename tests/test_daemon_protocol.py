@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import rpyc
 
-from omserver import wire
 from omserver.client import (
     Client,
     DaemonUnreachable,
@@ -27,6 +26,7 @@ from omserver.client import (
     InvalidRequest,
 )
 from omserver.config import BASE_DIR
+from omserver.protocol import wire
 from omserverweb.jobs.models import Job
 from tests.daemon_process import RunningDaemon, answers, running_daemon
 from tests.lab.procs import free_port, wait_for

@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from omserver import wire
-from omserver.service import Gate, OperationError
+from omserver.daemon.service import Gate
+from omserver.protocol import wire
+from omserver.protocol.operations import OperationError
 
 KEY = wire.cipher(wire.decode_key(wire.new_key()))
 

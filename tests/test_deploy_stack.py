@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from omserver.config import BASE_DIR
-from omserver.wire import new_key
+from omserver.protocol.wire import new_key
 from tests.lab.procs import free_port, spawn, stop, wait_for
 
 DEPLOY = BASE_DIR / "deploy"
@@ -349,7 +349,7 @@ def test_a_uwsgi_reload_loses_no_job(salt_stack, alice, transactional_db) -> Non
     """The daemon runs jobs, not uWSGI workers: a reload mid-job changes nothing for it."""
     from rest_framework.authtoken.models import Token
 
-    from omserver.loader import ModuleRegistry
+    from omserver.modules.registry import ModuleRegistry
     from omserverweb.jobs.models import Job
     from omserverweb.jobs.recorder import ensure_module
     from tests.conftest import WWW_HOSTS

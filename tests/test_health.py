@@ -57,7 +57,7 @@ def test_it_only_answers_reads(db, daemon_down) -> None:
 @pytest.fixture
 def silent_daemon(settings) -> Iterator[str]:
     """A port that accepts connections and never answers: a hung daemon."""
-    from omserver.wire import new_key
+    from omserver.protocol.wire import new_key
 
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

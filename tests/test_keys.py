@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from omserver import wire
-from omserver.keys import KeyStore, KeyStoreError
+from omserver.protocol import wire
+from omserver.protocol.keys import KeyStore, KeyStoreError
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_a_broken_key_file_admits_nobody_and_says_so(store, caplog):
     store.add("web")
     assert store.cipher_for("web") is not None
     store.path.write_text("{not json")
-    with caplog.at_level(logging.ERROR, logger="omserver.keys"):
+    with caplog.at_level(logging.ERROR, logger="omserver.protocol.keys"):
         assert store.cipher_for("web") is None
     assert "unusable, refusing every client" in caplog.text
 

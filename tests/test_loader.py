@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from omserver.config import BASE_DIR, Config
-from omserver.loader import ModuleRegistry, UnknownModule, load_module_file
+from omserver.modules.loading import load_module_file
+from omserver.modules.registry import ModuleRegistry, NoSuchModule
 from omserver.sdk import ModuleError
 
 FIXTURES = Path(__file__).parent / "fixtures_modules"
@@ -116,7 +117,7 @@ def test_a_broken_file_is_reported_with_its_line_and_the_others_still_load(
     error = registry.errors()[str(broken.resolve())]
     assert error.startswith(f"{broken.resolve()}:{line}: ")
     assert message in error
-    with pytest.raises(UnknownModule, match=r"module 5002 cannot be loaded: .*Mid_5002\.py"):
+    with pytest.raises(NoSuchModule, match=r"module 5002 cannot be loaded: .*Mid_5002\.py"):
         registry.get(5002)
 
 
@@ -180,7 +181,7 @@ def test_a_new_file_and_an_edit_are_picked_up_without_a_restart(modules: Path) -
     assert registry.get(5003).name == "four"
     assert registry.errors() == {}
     path.unlink()
-    with pytest.raises(UnknownModule):
+    with pytest.raises(NoSuchModule):
         registry.get(5003)
 
 

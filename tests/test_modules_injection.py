@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from omserver.loader import ModuleRegistry
+from omserver.modules.registry import ModuleRegistry
 from omserver.sdk import ParamError, validate_params
 from tests.lab.fixtures import BackendLab
 from tests.lab.runs import CLASSIC_MODULES, FIXTURE_MODULES, run_module

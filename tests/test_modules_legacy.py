@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from omserver.legacy import normalize, target_host
+from omserver.modules.legacy import normalize, target_host
 from omserver.sdk import Target
 from tests.lab.fixtures import BackendLab
 from tests.lab.runs import FIXTURE_MODULES, run_module

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omserver import execution
-from omserver.loader import ModuleRegistry
+from omserver.jobs import execution
+from omserver.modules.registry import ModuleRegistry
 from tests.lab.fixtures import BackendLab
 
 TEMPLATE = """NAME = "greeter"

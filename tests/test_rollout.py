@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omserver.rollout import Rollout, RolloutError
+from omserver.jobs.rollout import Rollout, RolloutError
 
 
 def test_a_canary_then_batches_covers_every_host_once_in_order() -> None:

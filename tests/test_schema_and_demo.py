@@ -68,7 +68,7 @@ def test_demo_module_definitions_match_their_mid_files(settings) -> None:
     """The console's definitions of 1001-1007 describe what the files really take."""
     import json
 
-    from omserver.loader import ModuleRegistry
+    from omserver.modules.registry import ModuleRegistry
 
     registry = ModuleRegistry(settings.BASE_DIR / "modules", "saltstack")
     fixture = json.loads((settings.BASE_DIR / "sql" / "demo-data.json").read_text())

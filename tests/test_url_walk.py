@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from omserverweb.audit.models import CommandEvent
-from omserverweb.jobs.models import HostResult, Job
+from omserverweb.jobs.models import Job, JobHost
 from tests.conftest import logged_in
 
 SECRET = "SECRET-OUTPUT-7f3a"
@@ -52,7 +52,7 @@ def everything(alice, inventory) -> dict[str, str]:
         targets=["lab-minion-1"],
         status="succeeded",
     )
-    HostResult.objects.create(job=job, host="lab-minion-1", status="ok", stdout=SECRET, seq=1)
+    JobHost.objects.create(job=job, host="lab-minion-1", status="ok", stdout=SECRET, seq=1)
     event = CommandEvent.objects.create(
         host="bbs-01",
         user="root",

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from omserver import wire
-from omserver.replay import ReplayCache
+from omserver.protocol import wire
+from omserver.protocol.replay import ReplayCache
 
 ALICE = wire.cipher(wire.decode_key(wire.new_key()))
 MALLORY = wire.cipher(wire.decode_key(wire.new_key()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omserver import wire
+from omserver.protocol import wire
 
 KEY = wire.cipher(wire.decode_key(wire.new_key()))
 

@@ -15,7 +15,7 @@ from django.test import Client as WebClient
 
 from omserver.client import InvalidRequest
 from omserverweb.inventory.models import Server, Zone
-from omserverweb.jobs.models import HostResult, Job, JobPart
+from omserverweb.jobs.models import Job, JobHost, JobPart
 from tests.conftest import WWW_HOSTS, logged_in
 from tests.daemon_process import RunningDaemon, running_daemon
 from tests.lab.procs import free_port, stop, wait_for
@@ -128,7 +128,7 @@ def test_a_daemon_claims_its_part_once_and_only_as_asked(two_zones, alice) -> No
             daemon.submit(1003, [DC2_HOST], job=job.pk)
     part.refresh_from_db()
     assert (part.daemon, part.status) == ("dc2", "succeeded")
-    assert HostResult.objects.get(job=job).host == DC2_HOST
+    assert JobHost.objects.get(job=job).host == DC2_HOST
 
 
 @pytest.mark.salt
@@ -137,7 +137,7 @@ def test_cancel_reaches_every_zone_still_running(
 ) -> None:
     from django.db import connection
 
-    from omserver.loader import ModuleRegistry
+    from omserver.modules.registry import ModuleRegistry
     from omserverweb.jobs.recorder import ensure_module
 
     if connection.vendor == "sqlite":
@@ -208,7 +208,7 @@ def test_the_zone_page_needs_a_login_and_the_view_permission(db, bob) -> None:
 
 
 def test_a_zone_key_is_sealed_and_never_shown_again(db, alice) -> None:
-    from omserver.wire import new_key
+    from omserver.protocol.wire import new_key
 
     key = new_key()
     admin = logged_in(alice)
@@ -291,7 +291,7 @@ def test_a_part_the_web_never_delivered_is_failed_by_a_daemon(
     Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=6))
     with running_daemon(tmp_path / "var", {}, database_url=test_database_url):
         wait_for(lambda: Job.objects.get(pk=job.pk).status == "failed", 20, "the sweep")
-    results = HostResult.objects.filter(job=job).order_by("host")
+    results = JobHost.objects.filter(job=job).order_by("host")
     assert [(r.host, r.status) for r in results] == [(h, "failed") for h in WWW_HOSTS]
     assert all("never" not in r.stderr and "handed" in r.stderr for r in results)
     assert Job.objects.get(pk=fresh.pk).status == "queued"

@@ -258,3 +258,6 @@ class _Collector(CallbackBase):
 
     def v2_runner_on_skipped(self, result: Any) -> None:
         self._report(result, "failed")
+
+
+ADAPTER = AnsibleBackend

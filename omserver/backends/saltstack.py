@@ -209,3 +209,6 @@ def _result(
     return HostResult(
         host, "failed", data.get("retcode", 1) or 1, stderr=stderr, duration=duration, truncated=cut
     )
+
+
+ADAPTER = SaltBackend

@@ -6,12 +6,11 @@ and ``def run(ctx, params)``; ``ctx`` is a :class:`Context`.
 
 from omserver.sdk.context import Context, Results
 from omserver.sdk.errors import ModuleError, ParamError, SchemaError
-from omserver.sdk.results import STATUSES, HostResult, Target, cap_output
+from omserver.sdk.results import HostResult, Target, cap_output
 from omserver.sdk.schema import MASK, check_schema, mask_params, sensitive_values, validate_params
 
 __all__ = [
     "MASK",
-    "STATUSES",
     "Context",
     "HostResult",
     "ModuleError",

@@ -7,7 +7,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-STATUSES = ("ok", "failed", "unreachable", "timeout")
+from omserver.vocabulary import HostStatus
+
 HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 SSH_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 
@@ -49,12 +50,12 @@ class HostResult:
     truncated: bool = False
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status {self.status!r} is not one of {', '.join(STATUSES)}")
+        if self.status not in HostStatus.__members__.values():
+            raise ValueError(f"status {self.status!r} is not one of {', '.join(HostStatus)}")
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == HostStatus.OK
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
-from omserverweb.jobs.models import HostResult, Job, JobPart
+from omserverweb.jobs.models import Job, JobHost, JobPart
 from omserverweb.modules.models import ModuleDefinition
 
 
@@ -53,9 +53,9 @@ class ModuleSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class HostResultSerializer(serializers.ModelSerializer):
+class JobHostSerializer(serializers.ModelSerializer):
     class Meta:
-        model = HostResult
+        model = JobHost
         fields = [
             "id",
             "host",
@@ -105,7 +105,7 @@ class JobPartSerializer(serializers.ModelSerializer):
 
 class JobDetailSerializer(JobSerializer):
     parts = JobPartSerializer(many=True, read_only=True)
-    results = HostResultSerializer(many=True, read_only=True)
+    results = JobHostSerializer(many=True, read_only=True)
 
     class Meta(JobSerializer.Meta):
         fields = [*JobSerializer.Meta.fields, "parts", "results"]

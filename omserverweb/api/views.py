@@ -14,12 +14,13 @@ from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from omserver.vocabulary import ACTIVE_STATUSES
 from omserverweb.access.services import visible_categories, visible_modules
 from omserverweb.api import serializers as s
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 from omserverweb.jobs import services
 from omserverweb.jobs.filters import JobFilterForm
-from omserverweb.jobs.models import ACTIVE_STATUSES, Job
+from omserverweb.jobs.models import Job
 from omserverweb.jobs.queries import visible_jobs
 from omserverweb.modules.models import ModuleDefinition
 
@@ -167,7 +168,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="only results with seq > after")],
-        responses=s.HostResultSerializer(many=True),
+        responses=s.JobHostSerializer(many=True),
     )
     @action(detail=True, methods=["get"])
     def results(self, request: Request, pk: str) -> Response:
@@ -185,7 +186,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             {
                 "status": job.status,
                 "total": len(job.targets),
-                "results": s.HostResultSerializer(rows[:RESULTS_PER_CALL], many=True).data,
+                "results": s.JobHostSerializer(rows[:RESULTS_PER_CALL], many=True).data,
                 "more": len(rows) > RESULTS_PER_CALL,
             }
         )

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
+from omserver.vocabulary import ACTIVE_STATUSES
 from omserverweb.audit.chain import JOBS_SCOPE, Problem, verify_chain
 from omserverweb.audit.models import ChainHead
-from omserverweb.jobs.models import ACTIVE_STATUSES, HostResult, Job
+from omserverweb.jobs.models import Job, JobHost
 
 JOB_FIELDS = (
     "id",
@@ -31,7 +32,7 @@ RESULT_FIELDS = ("host", "status", "rc", "stdout", "stderr", "truncated")
 def job_content(job_id: int, pos: int) -> list[Any]:
     """The job as stored, with every host's result, as the chain hashes it."""
     job = Job.objects.filter(pk=job_id).values_list(*JOB_FIELDS).get()
-    results = HostResult.objects.filter(job_id=job_id).order_by("host")
+    results = JobHost.objects.filter(job_id=job_id).order_by("host")
     return [*job, [list(r) for r in results.values_list(*RESULT_FIELDS)], pos]
 
 
@@ -63,7 +64,7 @@ def _linked_jobs(batch: int = 500) -> Iterator[tuple[int, int, str, str, list[An
     jobs = linked.iterator(chunk_size=batch)
     while chunk := list(islice(jobs, batch)):
         results = defaultdict(list)
-        rows = HostResult.objects.filter(job_id__in=[job[0] for job in chunk]).order_by("host")
+        rows = JobHost.objects.filter(job_id__in=[job[0] for job in chunk]).order_by("host")
         for job_id, *result in rows.values_list("job_id", *RESULT_FIELDS):
             results[job_id].append(result)
         for job_id, pos, prev, digest, *job in chunk:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from omserver import client as daemon
-from omserverweb.daemon import ZoneHealth, daemon_client, endpoints, probe, refusal_reason
+from omserver.vocabulary import MODULE_FILE
+from omserverweb.endpoints import ZoneHealth, daemon_client, endpoints, probe, refusal_reason
 from omserverweb.inventory.models import Server
 
 PAGE_PROBE_TIMEOUT = 5.0
-
-MID_FILE = re.compile(r"Mid_(\d+)\.py")
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ def module_load_status() -> LoadStatus:
         return LoadStatus(error=refusal_reason(exc))
     status = LoadStatus(loaded={int(m["id"]) for m in answer["modules"]})
     for path, message in answer["errors"].items():
-        match = MID_FILE.search(path)
+        match = MODULE_FILE.fullmatch(PurePath(path).name)
         if match:
             status.errors[int(match.group(1))] = message
     return status

@@ -4,12 +4,13 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from omserver.sdk import SchemaError, check_schema
-from omserverweb.modules.models import BACKENDS, ModuleDefinition
+from omserver.vocabulary import BACKENDS
+from omserverweb.modules.models import ModuleDefinition
 
 
 class ModuleForm(forms.ModelForm):
     backends = forms.MultipleChoiceField(
-        choices=[(b, b) for b in BACKENDS],
+        choices=list(BACKENDS.items()),
         widget=forms.CheckboxSelectMultiple,
         label=_("supported backends"),
     )

@@ -6,6 +6,7 @@ from pprint import pformat
 
 from django.db.models import Max
 
+from omserver.vocabulary import BACKENDS
 from omserverweb.modules.models import ModuleDefinition
 
 FIRST_ID = 1001
@@ -41,6 +42,6 @@ def render(module_id: int, module: ModuleDefinition | None) -> str:
         module_id=int(module_id),
         name=module.name if module else f"Module {module_id}",
         caption=module.caption if module else "What this module does, for the console.",
-        backends=list(module.backends) if module else ["saltstack", "ansible"],
+        backends=list(module.backends if module else BACKENDS),
         params=pformat(schema, indent=4, sort_dicts=False),
     )

@@ -12,12 +12,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
+from omserver.vocabulary import JobStatus
 from omserverweb.access.services import visible_categories, visible_modules
 from omserverweb.console import forms, skeleton
 from omserverweb.console.daemon_status import module_load_status, zone_overview
 from omserverweb.inventory.models import Server
 from omserverweb.jobs.filters import JobFilterForm
-from omserverweb.jobs.models import JobStatus
 from omserverweb.jobs.queries import visible_jobs
 from omserverweb.modules.models import ModuleDefinition
 

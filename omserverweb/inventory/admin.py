@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.db.models import Count, OuterRef, Subquery
 from django.utils.translation import gettext_lazy as _
 
-from omserver.wire import decode_key, valid_client_id
+from omserver.protocol.wire import decode_key, valid_client_id
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server, Zone
 
 

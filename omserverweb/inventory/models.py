@@ -7,7 +7,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from omserver.wire import parse_address
+from omserver.protocol.wire import parse_address
+from omserver.vocabulary import BACKENDS
 from omserverweb.secrets import open_sealed, seal
 
 # A Salt minion id and a host name share this alphabet; nothing a shell treats specially.
@@ -65,10 +66,6 @@ class Zone(models.Model):
     daemon is kept sealed with the web's secret key, never shown again.
     """
 
-    class Backend(models.TextChoices):
-        SALTSTACK = "saltstack", "SaltStack"
-        ANSIBLE = "ansible", "Ansible"
-
     name = models.CharField(
         _("name"),
         max_length=64,
@@ -86,7 +83,7 @@ class Zone(models.Model):
         help_text=_("The web console's client id at that daemon (omserver keys add NAME)."),
     )
     sealed_key = models.TextField(_("client key (sealed)"), blank=True, editable=False)
-    backend = models.CharField(_("backend"), max_length=20, choices=Backend.choices)
+    backend = models.CharField(_("backend"), max_length=20, choices=list(BACKENDS.items()))
     notes = models.TextField(_("notes"), blank=True)
 
     class Meta:

@@ -1,10 +1,10 @@
 from django.contrib import admin
 
-from omserverweb.jobs.models import HostResult, Job, JobPart
+from omserverweb.jobs.models import Job, JobHost, JobPart
 
 
-class HostResultInline(admin.TabularInline):
-    model = HostResult
+class JobHostInline(admin.TabularInline):
+    model = JobHost
     extra = 0
     can_delete = False
     fields = ["host", "status", "rc", "duration", "truncated", "stdout", "stderr"]
@@ -44,7 +44,7 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["=id", "requested_by", "results__host", "error"]
     date_hierarchy = "created_at"
     list_select_related = ["module"]
-    inlines = [JobPartInline, HostResultInline]
+    inlines = [JobPartInline, JobHostInline]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -60,8 +60,8 @@ class JobAdmin(admin.ModelAdmin):
         return len(obj.targets)
 
 
-@admin.register(HostResult)
-class HostResultAdmin(admin.ModelAdmin):
+@admin.register(JobHost)
+class JobHostAdmin(admin.ModelAdmin):
     list_display = ["job", "host", "status", "rc", "duration", "truncated", "updated_at"]
     list_filter = ["status", "truncated"]
     search_fields = ["host", "=job__id"]

@@ -1,32 +1,16 @@
-"""The record of truth: every job from any client, and one result per host."""
+"""The record of truth: every job from any client, and one result per host.
+
+Statuses are :mod:`omserver.vocabulary`'s; the choices here only add their labels.
+"""
 
 from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from omserver.vocabulary import HostStatus, JobStatus
+from omserverweb.choices import choices
 from omserverweb.modules.models import ModuleDefinition
-
-
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", _("queued")
-    RUNNING = "running", _("running")
-    SUCCEEDED = "succeeded", _("succeeded")
-    FAILED = "failed", _("failed")
-    PARTIAL = "partial", _("partial")
-    TIMEOUT = "timeout", _("timeout")
-    CANCELLED = "cancelled", _("cancelled")
-    INTERRUPTED = "interrupted", _("interrupted")
-
-
-ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
-
-
-class HostStatus(models.TextChoices):
-    OK = "ok", _("ok")
-    FAILED = "failed", _("failed")
-    UNREACHABLE = "unreachable", _("unreachable")
-    TIMEOUT = "timeout", _("timeout")
 
 
 class Job(models.Model):
@@ -43,7 +27,7 @@ class Job(models.Model):
     daemon = models.CharField(_("daemon"), max_length=100, blank=True, db_index=True)
     timeout = models.FloatField(_("timeout (s)"), null=True, blank=True)
     status = models.CharField(
-        _("status"), max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED
+        _("status"), max_length=12, choices=choices(JobStatus), default=JobStatus.QUEUED
     )
     error = models.TextField(_("error"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -53,7 +37,7 @@ class Job(models.Model):
     chain_pos = models.PositiveBigIntegerField(_("chain position"), null=True, blank=True)
     prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
     chain_hash = models.CharField(_("hash"), max_length=64, blank=True)
-    # The last host row's sequence number; bumped under this row's lock (recorder.save_result).
+    # The last host row's sequence number; bumped under this row's lock (see recorder.save_result).
     last_seq = models.PositiveIntegerField(_("last result sequence"), default=0)
 
     class Meta:
@@ -95,7 +79,7 @@ class JobPart(models.Model):
     hosts = models.JSONField(_("hosts"), default=list)
     daemon = models.CharField(_("daemon"), max_length=100, blank=True)
     status = models.CharField(
-        _("status"), max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED
+        _("status"), max_length=12, choices=choices(JobStatus), default=JobStatus.QUEUED
     )
     error = models.TextField(_("error"), blank=True)
     rollout_stop = models.TextField(_("rollout stopped"), blank=True)
@@ -115,12 +99,14 @@ class JobPart(models.Model):
         return f"#{self.job_id} {self.zone} {self.status}"
 
 
-class HostResult(models.Model):
+class JobHost(models.Model):
+    """One host of a job: its result, replaced as the module's steps go on."""
+
     job = models.ForeignKey(
         Job, on_delete=models.CASCADE, related_name="results", verbose_name=_("job")
     )
     host = models.CharField(_("host"), max_length=253)
-    status = models.CharField(_("status"), max_length=12, choices=HostStatus.choices)
+    status = models.CharField(_("status"), max_length=12, choices=choices(HostStatus))
     rc = models.IntegerField(_("return code"), null=True, blank=True)
     stdout = models.TextField(_("stdout"), blank=True)
     stderr = models.TextField(_("stderr"), blank=True)

@@ -1,5 +1,8 @@
 """How the record of truth is written: one job row, its parts, one row per host.
 
+This module is the daemon's :class:`omserver.jobs.recorder.Recorder` (the
+``rundaemon`` command hands it to the engine); the web uses it too.
+
 A job a client sends a daemon directly is created by that daemon. A job from
 the web is created by the web with one part per zone; each zone's daemon claims
 its part and writes its hosts' results into the same job, and whoever closes the
@@ -10,24 +13,43 @@ own short transaction so the console sees results as they arrive.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from omserver.sdk import HostResult
+from omserver.vocabulary import ACTIVE_STATUSES, HostStatus, JobStatus, final_status
 from omserverweb.audit.chain import JOBS_SCOPE, ensure_heads, link_hash, locked_heads
 from omserverweb.audit.jobchain import job_content
 from omserverweb.audit.models import ChainHead
 from omserverweb.inventory.models import Server
-from omserverweb.jobs.models import ACTIVE_STATUSES, HostStatus, Job, JobPart, JobStatus
-from omserverweb.jobs.models import HostResult as HostRow
+from omserverweb.jobs.models import Job, JobHost, JobPart
 from omserverweb.modules.models import ModuleDefinition
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
+
+def _fresh_connection(func: Callable[P, R]) -> Callable[P, R]:
+    """Start a unit of work on a usable connection: a daemon thread may have idled
+    past the database server's timeout (not inside a transaction, where it would
+    close the connection the transaction is on)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not connection.in_atomic_block:
+            close_old_connections()
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_fresh_connection
 def ensure_module(module_id: int, name: str, caption: str, schema: list, backends: list) -> None:
     """A Mid_ file run before anyone defined it in the console gets a definition."""
     ModuleDefinition.objects.get_or_create(
@@ -36,16 +58,19 @@ def ensure_module(module_id: int, name: str, caption: str, schema: list, backend
     )
 
 
+@_fresh_connection
 def inventory_targets(hostnames: list[str]) -> dict[str, dict[str, Any]]:
     """Targets named only by hostname, completed from the inventory's enabled servers."""
     servers = Server.objects.filter(hostname__in=hostnames, enabled=True)
     return {s.hostname: s.as_target() for s in servers}
 
 
+@_fresh_connection
 def create_job(**fields: Any) -> int:
     return Job.objects.create(status=JobStatus.QUEUED, **fields).pk
 
 
+@_fresh_connection
 def claim_part(job_id: int, module_id: int, hosts: list[str], daemon: str) -> int | None:
     """Take the web's queued part of this module on exactly these hosts; its id, or None.
 
@@ -64,6 +89,7 @@ def claim_part(job_id: int, module_id: int, hosts: list[str], daemon: str) -> in
     return part.pk
 
 
+@_fresh_connection
 def mark_running(job_id: int, part_id: int | None = None) -> None:
     now = timezone.now()
     if part_id is not None:
@@ -99,9 +125,9 @@ def save_result(job_id: int, result: Any, *, first: bool) -> None:
             "seq": seq,
         }
         if first:
-            HostRow.objects.create(job_id=job_id, host=result.host, **fields)
+            JobHost.objects.create(job_id=job_id, host=result.host, **fields)
         else:
-            HostRow.objects.filter(job_id=job_id, host=result.host).update(
+            JobHost.objects.filter(job_id=job_id, host=result.host).update(
                 updated_at=timezone.now(), **fields
             )
 
@@ -140,13 +166,13 @@ def fail_unclaimed_part(part_id: int, reason: str) -> None:
     _close_part(part, JobStatus.FAILED, reason, "", failed_hosts=True)
 
 
+@_fresh_connection
 def fail_undelivered_parts(older_than: timedelta, reason: str) -> int:
     """Close the parts of web jobs that no daemon took within ``older_than``.
 
     The web creates a job's parts, then sends them; a web worker killed in
     between (a reload, harakiri, the OOM killer) would leave them queued forever.
     """
-    close_old_connections()
     cutoff = timezone.now() - older_than
     undelivered = list(
         JobPart.objects.filter(
@@ -178,23 +204,14 @@ def _close_part(
             save_result(job_id, HostResult(host, HostStatus.FAILED, stderr=error), first=True)
         if not job.parts.filter(status__in=ACTIVE_STATUSES).exists():
             parts = list(job.parts.order_by("zone"))
+            ok_hosts = job.results.filter(status=HostStatus.OK).count()
             Job.objects.filter(pk=job_id).update(
-                status=_combined_status(job, {p.status for p in parts}),
+                status=final_status(ok_hosts, len(job.targets), {p.status for p in parts}),
                 error="; ".join(p.error for p in parts if p.error),
                 rollout_stop="; ".join(p.rollout_stop for p in parts if p.rollout_stop),
                 finished_at=timezone.now(),
             )
             link_job(job_id)
-
-
-def _combined_status(job: Job, part_statuses: set[str]) -> str:
-    for status in (JobStatus.CANCELLED, JobStatus.INTERRUPTED, JobStatus.TIMEOUT):
-        if status in part_statuses:
-            return status
-    ok = job.results.filter(status=HostStatus.OK).count()
-    if ok == len(job.targets):
-        return JobStatus.SUCCEEDED
-    return JobStatus.PARTIAL if ok else JobStatus.FAILED
 
 
 def link_job(job_id: int) -> None:
@@ -212,6 +229,7 @@ def link_job(job_id: int) -> None:
     ChainHead.objects.filter(pk=head.pk).update(length=pos, last_hash=digest)
 
 
+@_fresh_connection
 def interrupt_unfinished(daemon: str, reason: str, job_ids: Iterable[int] | None = None) -> int:
     """Mark this daemon's queued/running jobs and parts interrupted (at start-up or shutdown)."""
     ensure_heads([JOBS_SCOPE])
@@ -233,6 +251,7 @@ def interrupt_unfinished(daemon: str, reason: str, job_ids: Iterable[int] | None
     return len(interrupted) + len(part_ids)
 
 
+@_fresh_connection
 def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:
     """Status and the host rows written after ``after``, as plain JSON data."""
     job = (
@@ -255,7 +274,7 @@ def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:
     if job is None:
         return None
     rows = list(
-        HostRow.objects.filter(job_id=job_id, seq__gt=after)
+        JobHost.objects.filter(job_id=job_id, seq__gt=after)
         .order_by("seq")
         .values("host", "status", "rc", "stdout", "stderr", "duration", "truncated", "seq")
     )

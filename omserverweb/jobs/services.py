@@ -19,11 +19,12 @@ from django.db import connection, transaction
 
 from omserver import client as daemon
 from omserver.sdk import MASK, ParamError, mask_params, validate_params
+from omserver.vocabulary import ACTIVE_STATUSES, JobStatus
 from omserverweb.access.services import authorize_run
-from omserverweb.daemon import Endpoint, endpoints_for, refusal_reason
+from omserverweb.endpoints import Endpoint, endpoints_for, refusal_reason
 from omserverweb.inventory.models import Server
 from omserverweb.jobs import recorder
-from omserverweb.jobs.models import ACTIVE_STATUSES, Job, JobPart, JobStatus
+from omserverweb.jobs.models import Job, JobPart
 from omserverweb.modules.models import ModuleDefinition
 
 log = logging.getLogger("omserverweb.jobs")

@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-BACKENDS = ("saltstack", "ansible")
+from omserver.vocabulary import BACKENDS
 
 
 def default_backends() -> list[str]:

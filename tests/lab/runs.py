@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omserver import execution
 from omserver.config import BASE_DIR, Config
-from omserver.loader import ModuleRegistry
+from omserver.jobs import execution
+from omserver.modules.registry import ModuleRegistry
 from omserver.sdk import HostResult, Target, validate_params
 
 CLASSIC_MODULES = BASE_DIR / "modules"

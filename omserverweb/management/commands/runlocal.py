@@ -26,7 +26,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from omserver.client import Client, DaemonError
 from omserver.config import env_name
 from omserver.files import write_private
-from omserver.keys import KeyStore, key_file
+from omserver.protocol.keys import KeyStore, key_file
 
 LAB_DEFAULTS = {
     env_name("daemon.backend"): "ansible",

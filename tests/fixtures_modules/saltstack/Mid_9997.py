@@ -7,7 +7,7 @@ and Salt's dict (or an error string) as the answer.
 
 import salt.client
 
-from omserver.legacy import target_host
+from omserver.modules.legacy import target_host
 
 PARAMS = [{"name": "lines", "type": "int", "default": 3, "min": 1, "max": 100}]
 

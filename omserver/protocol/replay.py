@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import threading
 
-from omserver.wire import FrameError
+from omserver.protocol.wire import FrameError
 
 
 class ReplayCache:

@@ -8,7 +8,7 @@ in the same child process, with the same timeout, and its answer becomes one
 :class:`HostResult` per host.
 
 Porting a book file: make it Python 3, replace ``from Public_lib import *``
-with ``from omserver.legacy import target_host`` and ``expr_form=`` with
+with ``from omserver.modules.legacy import target_host`` and ``expr_form=`` with
 ``tgt_type=``. ``salt.client.LocalClient()`` talks to the configured master:
 the job's child process sets ``SALT_MASTER_CONFIG`` from ``salt.master_config``.
 """

@@ -4,74 +4,20 @@ from __future__ import annotations
 
 import logging
 import socket
-import zlib
 from typing import Any
 
-from rpyc.core import Channel, SocketStream
+from rpyc.core import SocketStream
 from rpyc.utils.helpers import classpartial
 from rpyc.utils.server import ThreadedServer
 
-from omserver.service import DaemonService, Gate
+from omserver.daemon.service import DaemonService, Gate
+from omserver.protocol.channel import PROTOCOL_CONFIG, BoundedChannel
 
 log = logging.getLogger("omserver.server")
 
 # Room for rpyc's own framing around a frame that is a little over the limit,
 # so such a frame still reaches the service and gets a proper refusal.
 PACKET_OVERHEAD = 64 * 1024
-
-PROTOCOL_CONFIG: dict[str, Any] = {
-    "allow_safe_attrs": False,
-    "allow_public_attrs": False,
-    "allow_all_attrs": False,
-    "allow_setattr": False,
-    "allow_delattr": False,
-    "allow_pickle": False,
-    "include_local_traceback": False,  # tracebacks stay in the daemon's log
-    "include_local_version": False,
-    "import_custom_exceptions": False,
-    "instantiate_custom_exceptions": False,
-    "instantiate_oldstyle_exceptions": False,
-}
-
-
-class RefusedPacketError(EOFError):
-    """Ends the connection: rpyc's serve loop takes an EOFError as a clean close."""
-
-
-class BoundedChannel(Channel):
-    """An rpyc channel that refuses packets over ``limit``, compressed or not.
-
-    Plain rpyc allocates whatever length a peer announces (up to 4 GiB) and
-    inflates zlib packets without bound; this caps both before allocating.
-    """
-
-    __slots__ = ("limit", "peer")
-
-    def __init__(self, stream: SocketStream, limit: int, peer: str) -> None:
-        super().__init__(stream)
-        self.limit = limit
-        self.peer = peer
-
-    def recv(self) -> bytes:
-        header = self.stream.read(self.FRAME_HEADER.size)
-        length, compressed = self.FRAME_HEADER.unpack(header)
-        if length > self.limit:
-            self._drop(f"a packet of {length} bytes > {self.limit}")
-        data = self.stream.read(length + len(self.FLUSHER))[: -len(self.FLUSHER)]
-        if compressed:
-            inflater = zlib.decompressobj()
-            try:
-                data = inflater.decompress(data, self.limit)
-            except zlib.error:
-                self._drop("a corrupt compressed packet")
-            if inflater.unconsumed_tail:
-                self._drop(f"a packet inflating beyond {self.limit} bytes")
-        return data
-
-    def _drop(self, what: str) -> None:
-        log.warning("refused %s from %s; connection closed", what, self.peer)
-        self.stream.close()  # no goodbye handshake with this peer
-        raise RefusedPacketError(what)
 
 
 class DaemonServer(ThreadedServer):

@@ -1,6 +1,6 @@
 """The inside of a job process: make the backend, then run jobs one at a time.
 
-Started by :mod:`omserver.execution` from its forkserver *before* a job comes,
+Started by :mod:`omserver.jobs.execution` from its forkserver *before* a job comes,
 so that Salt's or Ansible's per-process set-up is already done when it does.
 After a job that ended cleanly the process waits for the next one; after one
 that raised it exits, and the daemon kills it when it hangs. Each job's module
@@ -24,12 +24,12 @@ from typing import Any
 
 from omserver.backends import Backend, make_backend
 from omserver.config import Config
-from omserver.loader import load_module_file
+from omserver.modules.loading import load_module_file
 from omserver.sdk import MASK, Context, ModuleError, Target
 
 
 @dataclass(frozen=True)
-class Job:
+class JobOrder:
     """What a job process needs to run one module (the config came with the process)."""
 
     path: str
@@ -74,7 +74,7 @@ def main(conn: Connection, config: Config) -> None:
     try:
         while True:
             try:
-                job: Job = conn.recv()
+                job: JobOrder = conn.recv()
             except EOFError:  # the daemon no longer needs this process
                 return
             handler.secrets = job.secrets
@@ -88,7 +88,7 @@ def main(conn: Connection, config: Config) -> None:
         conn.close()
 
 
-def _run_one(conn: Connection, config: Config, job: Job, backend: Backend) -> bool:
+def _run_one(conn: Connection, config: Config, job: JobOrder, backend: Backend) -> bool:
     """Run ``job``; True when it ended cleanly and the process may take another."""
     module_log = logging.getLogger(f"omserver.module.{job.module_id}")
     module_log.setLevel(logging.INFO)

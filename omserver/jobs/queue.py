@@ -1,4 +1,4 @@
-"""The job queue: first come, first served, except that an exclusive module never
+"""The daemon's job queue: first come, first served, except that an exclusive module never
 runs twice on one host at once — such a job waits while later, free jobs go by."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ class Ticket:
     locks: frozenset[Hashable] = field(default_factory=frozenset)
 
 
-class Scheduler:
+class JobQueue:
     def __init__(self) -> None:
         self._queue: list[Ticket] = []
         self._held: set[Hashable] = set()

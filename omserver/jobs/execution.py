@@ -7,7 +7,7 @@ A couple of these processes are started ahead of need, each with its backend
 already made, so a job does not wait for Salt's or Ansible's set-up; a process
 whose job ended cleanly goes back to the pool for the next one (up to
 ``JOBS_PER_PROCESS``), one that was killed or whose module raised is replaced.
-See :mod:`omserver.job_process` for the inside.
+See :mod:`omserver.jobs.process` for the inside.
 
 Semantics the daemon relies on (it upserts one row per job and host):
 
@@ -35,12 +35,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from omserver import forkserver, job_process
+from omserver import forkserver
 from omserver.config import Config
-from omserver.loader import LoadedModule
-from omserver.sdk import HostResult, ParamError, Target, sensitive_values
+from omserver.jobs import process as job_process
+from omserver.modules.metadata import LoadedModule
+from omserver.sdk import HostResult, Target, sensitive_values
 
-__all__ = ["ParamError", "execute", "warm_up"]
+__all__ = ["execute", "warm_up"]
 
 SPARES = 2  # job processes kept ready for the configuration in use
 JOBS_PER_PROCESS = 100  # then a fresh process, so that no leak can build up
@@ -152,7 +153,7 @@ def execute(
     Closing the iterator early kills the job's process as well.
     """
     started = time.monotonic()
-    job = job_process.Job(
+    job = job_process.JobOrder(
         str(module.path),
         module.id,
         [t.to_dict() for t in targets],
@@ -262,7 +263,7 @@ def _stop(process: BaseProcess, *, clean: bool = True) -> None:
             return
     for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, 5.0)):
         try:
-            os.killpg(process.pid, sig)  # it leads its own session: see job_process.main
+            os.killpg(process.pid, sig)  # it leads its own session: see omserver.jobs.process.main
         except ProcessLookupError:
             if process.exitcode is None:
                 process.kill()

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from omserver.config import Config
 from omserver.files import write_private
-from omserver.wire import cipher, decode_key, new_key, valid_client_id
+from omserver.protocol.wire import cipher, decode_key, new_key, valid_client_id
 
-log = logging.getLogger("omserver.keys")
+log = logging.getLogger("omserver.protocol.keys")
 
 
 class KeyStoreError(ValueError):

@@ -1,8 +1,8 @@
 """The job engine: queue, worker threads, rollout, timeouts, cancel, recording.
 
 It is the daemon's one source of job state. Every job any client submits is
-written through ``omserverweb.jobs.recorder`` into the web's database, with
-each host's result saved the moment it arrives.
+written through the :class:`~omserver.jobs.recorder.Recorder` it was handed,
+with each host's result saved the moment it arrives.
 """
 
 from __future__ import annotations
@@ -15,18 +15,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import close_old_connections
-
-from omserver import execution
-from omserver.client import FINAL_STATUSES
 from omserver.config import Config
-from omserver.loader import LoadedModule, ModuleRegistry
-from omserver.rollout import Rollout
-from omserver.scheduler import Scheduler, Ticket
-from omserver.sdk import HostResult, Target, mask_params, validate_params
-from omserver.service import OperationError
+from omserver.jobs import execution
+from omserver.jobs.queue import JobQueue, Ticket
+from omserver.jobs.recorder import Recorder
+from omserver.jobs.rollout import Rollout
+from omserver.modules.metadata import LoadedModule
+from omserver.modules.registry import ModuleRegistry, NoSuchModule
+from omserver.protocol.operations import OperationError
+from omserver.sdk import HostResult, ParamError, Target, mask_params, validate_params
+from omserver.vocabulary import FINAL_STATUSES, HostStatus, JobStatus, final_status
 
-log = logging.getLogger("omserver.engine")
+log = logging.getLogger("omserver.jobs.engine")
 
 KILL_WAIT = 5.0  # seconds a worker gets, after shutdown cancelled its job, to kill its process
 UNDELIVERED_AFTER = timedelta(minutes=5)  # a web job's part no daemon took by then: failed
@@ -52,6 +52,9 @@ class RunningJob:
     part_id: int | None = None  # set when it runs one zone's part of a web job
     statuses: dict[str, str] = field(default_factory=dict)  # host -> latest status
 
+    def ok_hosts(self) -> int:
+        return sum(1 for status in self.statuses.values() if status == HostStatus.OK)
+
 
 Executor = Callable[..., Iterator[HostResult]]
 
@@ -61,18 +64,17 @@ class Engine:
         self,
         config: Config,
         registry: ModuleRegistry,
+        recorder: Recorder,
         *,
         name: str,
         executor: Executor = execution.execute,
     ) -> None:
-        from omserverweb.jobs import recorder  # needs Django set up by the caller
-
         self.config = config
         self.registry = registry
         self.name = name
         self.recorder = recorder
         self._execute = executor
-        self._scheduler = Scheduler()
+        self._queue = JobQueue()
         self._jobs: dict[int, RunningJob] = {}
         self._lock = threading.Lock()
         self._workers = [
@@ -94,7 +96,7 @@ class Engine:
     def shutdown(self, grace: float) -> None:
         """Let running jobs finish within ``grace`` seconds; interrupt the rest."""
         self._stopping.set()
-        never_started = set(self._scheduler.close())
+        never_started = set(self._queue.close())
         deadline = time.monotonic() + grace
         with self._lock:
             running = [j for j in self._jobs.values() if j.job_id not in never_started]
@@ -128,14 +130,13 @@ class Engine:
     # -- operations ---------------------------------------------------------------
 
     def submit(self, client: str, body: dict[str, Any]) -> int:
-        if self._scheduler.closed:
+        if self._queue.closed:
             raise SubmitError("unavailable", "the daemon is shutting down; try again shortly")
-        close_old_connections()  # this connection's thread may have idled past the server's timeout
         module = self._module(body.get("module"))
         targets = self._targets(body.get("targets"))
         try:
             params = validate_params(module.params, body.get("params") or {})
-        except execution.ParamError as exc:
+        except ParamError as exc:
             raise SubmitError("invalid_params", str(exc), exc.field) from exc
         try:
             rollout = Rollout.from_dict(body.get("rollout"))
@@ -169,7 +170,7 @@ class Engine:
         job = RunningJob(job_id, module, targets, params, timeout, rollout, ticket, part_id=part_id)
         with self._lock:
             self._jobs[job_id] = job
-        self._scheduler.put(job.ticket)
+        self._queue.put(job.ticket)
         log.info(
             "job %d queued: module %d on %d host(s) for %s via %s",
             job_id,
@@ -181,7 +182,6 @@ class Engine:
         return job_id
 
     def state(self, job_id: int, after: int = 0) -> dict[str, Any]:
-        close_old_connections()
         state = self.recorder.job_state(job_id, after)
         if state is None:
             raise SubmitError("unknown_job", f"no job {job_id}")
@@ -204,24 +204,23 @@ class Engine:
         job = self._jobs.get(job_id)
         if job is not None:
             job.cancel.set()
-            if self._scheduler.discard(job_id):
-                self._finish(job, "cancelled", "cancelled before it started")
+            if self._queue.discard(job_id):
+                self._finish(job, JobStatus.CANCELLED, "cancelled before it started")
                 self._forget(job)
         return self.state(job_id)
 
     # -- running ------------------------------------------------------------------
 
     def _work(self) -> None:
-        while (ticket := self._scheduler.take()) is not None:
+        while (ticket := self._queue.take()) is not None:
             job = self._jobs[ticket.job_id]
             try:
-                close_old_connections()  # the worker may have idled for hours
                 self._run(job)
             except Exception as exc:  # a bug here must not kill the worker or hide the job
                 log.exception("job %d crashed the engine", job.job_id)
-                self._finish(job, "failed", f"internal error: {exc}")
+                self._finish(job, JobStatus.FAILED, f"internal error: {exc}")
             finally:
-                self._scheduler.release(ticket)
+                self._queue.release(ticket)
                 self._forget(job)
 
     def _run(self, job: RunningJob) -> None:
@@ -245,7 +244,7 @@ class Engine:
             ):
                 self._record(job, result)
             done += len(batch)
-            failed = sum(1 for status in job.statuses.values() if status != "ok")
+            failed = len(job.statuses) - job.ok_hosts()
             if job.rollout and number < len(batches):
                 after = "the canary" if number == 1 and rollout.canary else f"batch {number}"
                 reason = rollout.stop_reason(done, failed, after)
@@ -266,16 +265,14 @@ class Engine:
         else:
             self.recorder.finish_part(job.part_id, status, error, stop)
 
-    def _final_status(self, job: RunningJob, deadline: float) -> str:
+    def _final_status(self, job: RunningJob, deadline: float) -> JobStatus:
         if job.cancel.is_set():
-            return "cancelled"
-        if time.monotonic() >= deadline:
-            return "timeout"
-        statuses = list(job.statuses.values())
-        ok = statuses.count("ok")
-        if statuses and ok == len(job.targets):
-            return "succeeded"
-        return "partial" if ok else "failed"
+            ending = {JobStatus.CANCELLED}
+        elif time.monotonic() >= deadline:
+            ending = {JobStatus.TIMEOUT}
+        else:
+            ending = set()
+        return final_status(job.ok_hosts(), len(job.targets), ending)
 
     def _forget(self, job: RunningJob) -> None:
         job.done.set()
@@ -308,7 +305,7 @@ class Engine:
             raise SubmitError("invalid_request", "module must be a module id (integer)", "module")
         try:
             return self.registry.get(raw)
-        except LookupError as exc:
+        except NoSuchModule as exc:
             raise SubmitError("unknown_module", str(exc), "module") from exc
 
     def _targets(self, raw: Any) -> list[Target]:

@@ -1,0 +1,2 @@
+"""The master-control daemon: the rpyc server and its gate (``server``, ``service``),
+what each operation does (``handlers``), and its life from start to SIGTERM (``serve``)."""

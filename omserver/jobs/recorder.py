@@ -1,0 +1,75 @@
+"""What the engine writes the record of truth through.
+
+The engine is handed a ``Recorder`` when the daemon starts; it never knows
+where the record lives. The web's jobs app implements it over the shared
+database (``omserverweb.jobs.recorder``); the engine's unit tests use one in
+memory. Every method is called from the daemon's worker and connection
+threads, each call its own short unit of work, so that readers see results as
+they arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any, Protocol
+
+from omserver.sdk import HostResult
+
+
+class Recorder(Protocol):
+    def inventory_targets(self, hostnames: list[str]) -> dict[str, dict[str, Any]]:
+        """Target fields of the enabled inventory servers among ``hostnames``, by name."""
+
+    def ensure_module(
+        self, module_id: int, name: str, caption: str, schema: list, backends: list
+    ) -> None:
+        """Make sure the module is defined in the record (a file run before anyone did)."""
+
+    def create_job(
+        self,
+        *,
+        module_id: int,
+        requested_by: str,
+        client: str,
+        targets: list[str],
+        params: dict[str, Any],
+        rollout: dict[str, Any] | None,
+        backend: str,
+        timeout: float,
+        daemon: str,
+    ) -> int:
+        """A new queued job; its id."""
+
+    def claim_part(self, job_id: int, module_id: int, hosts: list[str], daemon: str) -> int | None:
+        """Take the unclaimed part of a web job with exactly these hosts; its id, or None."""
+
+    def mark_running(self, job_id: int, part_id: int | None = None) -> None:
+        """The job (and its part) started."""
+
+    def save_result(self, job_id: int, result: HostResult, *, first: bool) -> None:
+        """A host's result: new on its ``first``, replacing the host's earlier one after.
+
+        Dropped when the job is already closed.
+        """
+
+    def finish_job(self, job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
+        """Close the job, unless it is closed already (its first ending stays)."""
+
+    def finish_part(
+        self, part_id: int, status: str, error: str = "", rollout_stop: str = ""
+    ) -> None:
+        """Close a zone's part, and its job once no part is left running."""
+
+    def interrupt_unfinished(
+        self, daemon: str, reason: str, job_ids: Iterable[int] | None = None
+    ) -> int:
+        """Mark ``daemon``'s queued and running jobs and parts (or only ``job_ids``)
+        interrupted; how many."""
+
+    def fail_undelivered_parts(self, older_than: timedelta, reason: str) -> int:
+        """Fail the parts of web jobs no daemon took within ``older_than``; how many."""
+
+    def job_state(self, job_id: int, after: int = 0) -> dict[str, Any] | None:
+        """The job as JSON data with its host results written after ``after``; None if
+        there is no such job."""
