@@ -4,7 +4,8 @@ Exit status: 0 success; 1 the daemon is unhealthy, refused, or a job did not
 succeed; 2 bad usage or configuration. Client commands speak as
 ``--client-id`` (default ``daemon.client_id``) with the key from ``--key-file``
 or ``OMSERVER_DAEMON_CLIENT_KEY`` — never from the command line, where other
-users could read it.
+users could read it. With neither, the key ``make run`` left in the data folder
+for client ``cli`` is used.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from omserver.protocol.keys import KeyStore, KeyStoreError, key_file
 
 OK, FAILED, USAGE = 0, 1, 2
 WEB_SETTINGS = "omserverweb.settings"  # the Django project the daemon records through
+# `make run` issues the CLI in its folder a key of its own, kept in the data folder.
+LAB_CLI_CLIENT = "cli"
+LAB_CLI_KEY_FILE = "cli-client.key"
 
 
 class UsageError(Exception):
@@ -75,18 +79,23 @@ def cmd_keys_revoke(config: Config, args: argparse.Namespace) -> int:
 
 
 def _client(config: Config, args: argparse.Namespace) -> Client:
+    """A client with the key from ``--key-file``, else the configured one, else the
+    key ``make run`` issued for this folder's CLI (client ``cli``)."""
+    client_id = args.client_id or config["daemon.client_id"]
+    lab_key = config.data_dir / LAB_CLI_KEY_FILE
     if args.key_file:
         key = Path(args.key_file).read_text().strip()
-    else:
+    elif config["daemon.client_key"]:
         key = config["daemon.client_key"]
-    if not key:
+    elif lab_key.is_file():
+        key = lab_key.read_text().strip()
+        client_id = args.client_id or LAB_CLI_CLIENT
+    else:
         raise UsageError(
             f"no client key: set {env_name('daemon.client_key')} or pass --key-file "
             "(create one with `omserver keys add NAME` on the daemon's host)"
         )
-    return Client(
-        args.address or config["daemon.address"], args.client_id or config["daemon.client_id"], key
-    )
+    return Client(args.address or config["daemon.address"], client_id, key)
 
 
 def cmd_ping(config: Config, args: argparse.Namespace) -> int:

@@ -110,6 +110,10 @@ class Engine:
             "the daemon was stopped before the job ended",
             [*never_started, *(job.job_id for job in unfinished)],
         )
+        with self._lock:
+            queued = [self._jobs[job_id] for job_id in never_started if job_id in self._jobs]
+        for job in queued:  # a client waiting on one has its answer now
+            self._forget(job)
         for worker in self._workers:  # their late writes to closed jobs are dropped
             worker.join(KILL_WAIT)
 

@@ -1,0 +1,195 @@
+"""In-memory stand-ins for what the engine is handed: a registry, a recorder, an executor.
+
+They let the engine's unit tests drive the real queue, workers, rollout, cancel and
+timeout logic without a database, a daemon process or a backend.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from omserver.modules.metadata import LoadedModule
+from omserver.modules.registry import NoSuchModule
+from omserver.sdk import HostResult, Target
+from omserver.vocabulary import ACTIVE_STATUSES, JobStatus
+
+TAG = [{"name": "tag", "type": "str", "default": ""}]  # names a job in the executor's log
+
+
+def module(module_id: int, *, exclusive: bool = False) -> LoadedModule:
+    return LoadedModule(
+        module_id,
+        f"module {module_id}",
+        "",
+        TAG,
+        ("ansible",),
+        exclusive,
+        {},
+        Path(f"Mid_{module_id}.py"),
+        legacy=False,
+    )
+
+
+class FakeRegistry:
+    def __init__(self, *modules: LoadedModule) -> None:
+        self.modules = {m.id: m for m in modules}
+
+    def get(self, module_id: int) -> LoadedModule:
+        try:
+            return self.modules[module_id]
+        except KeyError:
+            raise NoSuchModule(f"no module {module_id}") from None
+
+
+@dataclass
+class RecordedJob:
+    status: str
+    targets: list[str]
+    fields: dict[str, Any]
+    error: str = ""
+    rollout_stop: str = ""
+    results: dict[str, HostResult] = field(default_factory=dict)
+
+
+class MemoryRecorder:
+    """The ``Recorder`` protocol over dicts; drops writes to a closed job, as the real one."""
+
+    def __init__(self, inventory: Iterable[str] = ()) -> None:
+        self.inventory = {name: {"hostname": name, "lan_ip": "127.0.0.1"} for name in inventory}
+        self.jobs: dict[int, RecordedJob] = {}
+        self.modules: set[int] = set()
+        self._lock = threading.Lock()
+
+    def inventory_targets(self, hostnames: list[str]) -> dict[str, dict[str, Any]]:
+        return {name: self.inventory[name] for name in hostnames if name in self.inventory}
+
+    def ensure_module(
+        self, module_id: int, name: str, caption: str, schema: list, backends: list
+    ) -> None:
+        self.modules.add(module_id)
+
+    def create_job(self, *, targets: list[str], **fields: Any) -> int:
+        with self._lock:
+            job_id = len(self.jobs) + 1
+            self.jobs[job_id] = RecordedJob(JobStatus.QUEUED, targets, fields)
+            return job_id
+
+    def claim_part(self, job_id: int, module_id: int, hosts: list[str], daemon: str) -> None:
+        return None  # web jobs across zones are the real recorder's business
+
+    def mark_running(self, job_id: int, part_id: int | None = None) -> None:
+        with self._lock:
+            if self.jobs[job_id].status == JobStatus.QUEUED:
+                self.jobs[job_id].status = JobStatus.RUNNING
+
+    def save_result(self, job_id: int, result: HostResult, *, first: bool) -> None:
+        with self._lock:
+            job = self.jobs[job_id]
+            if job.status in ACTIVE_STATUSES:
+                assert first == (result.host not in job.results)
+                job.results[result.host] = result
+
+    def finish_job(self, job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
+        with self._lock:
+            job = self.jobs[job_id]
+            if job.status in ACTIVE_STATUSES:
+                job.status, job.error, job.rollout_stop = status, error, rollout_stop
+
+    def finish_part(self, part_id: int, status: str, error: str = "", stop: str = "") -> None:
+        raise AssertionError("no parts in the engine's unit tests")
+
+    def interrupt_unfinished(
+        self, daemon: str, reason: str, job_ids: Iterable[int] | None = None
+    ) -> int:
+        with self._lock:
+            chosen = self.jobs if job_ids is None else set(job_ids)
+            hit = [n for n in chosen if self.jobs[n].status in ACTIVE_STATUSES]
+            for job_id in hit:
+                self.jobs[job_id].status, self.jobs[job_id].error = JobStatus.INTERRUPTED, reason
+            return len(hit)
+
+    def fail_undelivered_parts(self, older_than: timedelta, reason: str) -> int:
+        return 0
+
+    def job_state(self, job_id: int, after: int = 0) -> dict[str, Any] | None:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return None
+            return {
+                "id": job_id,
+                "status": job.status,
+                "error": job.error,
+                "rollout_stop": job.rollout_stop,
+                "results": [vars(r).copy() for r in job.results.values()],
+            }
+
+
+class ScriptedExecutor:
+    """Stands in for ``execution.execute``: each host ends as ``outcomes`` says (ok when
+    not named). A job whose ``tag`` parameter has a gate runs until the test opens
+    the gate; cancel and the job's timeout end it early, with the results the real
+    executor gives then. ``log`` holds ("start"|"end", tag, hosts) in order."""
+
+    def __init__(self, outcomes: dict[str, str] | None = None) -> None:
+        self.outcomes = outcomes or {}
+        self.gates: dict[str, threading.Event] = {}
+        self.running: dict[str, threading.Event] = {}
+        self.log: list[tuple[str, str, tuple[str, ...]]] = []
+        self._lock = threading.Lock()
+
+    def hold(self, tag: str) -> threading.Event:
+        """A gate for the job tagged ``tag``; set it to let the job end."""
+        self.running[tag] = threading.Event()
+        self.gates[tag] = threading.Event()
+        return self.gates[tag]
+
+    def started(self, tag: str) -> list[tuple[str, ...]]:
+        return [hosts for event, name, hosts in self.log if (event, name) == ("start", tag)]
+
+    def __call__(
+        self,
+        module: LoadedModule,
+        targets: Sequence[Target],
+        params: dict[str, Any],
+        *,
+        config: Any,
+        timeout: float,
+        cancel: threading.Event,
+    ) -> Iterator[HostResult]:
+        tag, hosts = params["tag"], tuple(t.hostname for t in targets)
+        with self._lock:
+            self.log.append(("start", tag, hosts))
+        if tag == "crash":
+            raise RuntimeError("the executor broke")
+        ended = True
+        if tag in self.gates:
+            self.running[tag].set()
+            ended = _first_of(self.gates[tag], cancel, timeout=timeout)
+        for host in hosts:
+            if cancel.is_set():
+                yield HostResult(host, "failed", stderr="cancelled")
+            elif not ended:
+                yield HostResult(host, "timeout", stderr="stopped at the job's timeout")
+            else:
+                status = self.outcomes.get(host, "ok")
+                yield HostResult(host, status, 0 if status == "ok" else 1)
+        with self._lock:
+            self.log.append(("end", tag, hosts))
+
+
+def _first_of(gate: threading.Event, cancel: threading.Event, *, timeout: float) -> bool:
+    """Wait until ``gate`` or ``cancel`` is set (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while not (gate.is_set() or cancel.is_set()):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        gate.wait(min(0.01, left))
+    return True
