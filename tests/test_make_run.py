@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -98,6 +99,18 @@ def test_make_run_serves_the_console_and_runs_module_1003(tmp_path: Path, free_p
         while job["status"] in {"queued", "running"} and time.monotonic() < deadline:
             time.sleep(0.3)
             job = browser.api(f"/api/jobs/{job['id']}/")
+        cli_key = data_dir / "cli-client.key"
+        cli = subprocess.run(
+            [str(Path(sys.executable).parent / "omserver"), "ping"],
+            env={
+                **env,
+                "OMSERVER_DAEMON_CLIENT_ID": "cli",
+                "OMSERVER_DAEMON_CLIENT_KEY": cli_key.read_text().strip(),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
@@ -106,3 +119,15 @@ def test_make_run_serves_the_console_and_runs_module_1003(tmp_path: Path, free_p
     assert [r["stdout"].strip() for r in job["results"]] == [first_line, first_line]
     assert "Loaded the demo data" in output
     assert "Admin account: admin / " in output
+    # For a person: the closing block, and no uWSGI banner or daemon log burying it.
+    password = (data_dir / "admin-password").read_text().strip()
+    assert f"console   http://127.0.0.1:{free_port}/" in output
+    assert f"log in    admin / {password}" in output
+    assert f"daemon    127.0.0.1:{free_port + 1}" in output
+    assert str(data_dir / "log" / "daemon.log") in output
+    assert "Starting uWSGI" not in output
+    assert "Starting uWSGI" in (data_dir / "log" / "uwsgi.log").read_text()
+    assert "daemon listening" in (data_dir / "log" / "daemon.log").read_text()
+    # The local CLI's own key (client "cli"), private to its owner.
+    assert cli_key.stat().st_mode & 0o777 == 0o600
+    assert cli.returncode == 0, cli.stdout + cli.stderr

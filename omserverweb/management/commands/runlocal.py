@@ -57,6 +57,7 @@ class Command(BaseCommand):
         bin_dir = Path(sys.executable).parent
         processes: dict[str, subprocess.Popen] = {}
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored
         exited = []
         try:
             processes["the daemon"] = _start(
