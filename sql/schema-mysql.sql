@@ -290,6 +290,10 @@ CREATE TABLE `jobs_jobpart` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `z
 ALTER TABLE `jobs_jobpart` ADD CONSTRAINT `jobs_jobpart_job_id_7518a737_fk_jobs_job_id` FOREIGN KEY (`job_id`) REFERENCES `jobs_job` (`id`);
 CREATE INDEX `part_daemon_idx` ON `jobs_jobpart` (`daemon`, `status`);
 --
+-- Rename model HostResult to JobHost
+--
+RENAME TABLE `jobs_hostresult` TO `jobs_jobhost`;
+--
 -- Create model Session
 --
 CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL);
