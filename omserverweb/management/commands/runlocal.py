@@ -139,6 +139,7 @@ class Command(BaseCommand):
             rule,
         ]
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))
+        self.stdout.flush()  # now, even into a pipe or a file
 
     @staticmethod
     def _wait_for_daemon(
