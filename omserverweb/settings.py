@@ -130,8 +130,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "ENUM_NAME_OVERRIDES": {
-        "JobStatusEnum": "omserverweb.jobs.models.JobStatus",
-        "HostStatusEnum": "omserverweb.jobs.models.HostStatus",
+        "JobStatusEnum": "omserverweb.jobs.models.JOB_STATUS_CHOICES",
+        "HostStatusEnum": "omserverweb.jobs.models.HOST_STATUS_CHOICES",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -6,9 +6,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from omserver.vocabulary import JobStatus
-from omserverweb.choices import choices
-from omserverweb.jobs.models import Job
+from omserverweb.jobs.models import JOB_STATUS_CHOICES, Job
 from omserverweb.modules.models import ModuleDefinition
 
 
@@ -18,7 +16,7 @@ class JobFilterForm(forms.Form):
     )
     user = forms.CharField(required=False, max_length=150, label=_("user"))
     status = forms.ChoiceField(
-        choices=[("", "---------"), *choices(JobStatus)], required=False, label=_("status")
+        choices=[("", "---------"), *JOB_STATUS_CHOICES], required=False, label=_("status")
     )
     host = forms.CharField(required=False, max_length=253, label=_("host"))
     date_from = forms.DateField(

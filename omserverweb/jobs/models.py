@@ -12,6 +12,9 @@ from omserver.vocabulary import HostStatus, JobStatus
 from omserverweb.choices import choices
 from omserverweb.modules.models import ModuleDefinition
 
+JOB_STATUS_CHOICES = choices(JobStatus)
+HOST_STATUS_CHOICES = choices(HostStatus)
+
 
 class Job(models.Model):
     module = models.ForeignKey(
@@ -27,7 +30,7 @@ class Job(models.Model):
     daemon = models.CharField(_("daemon"), max_length=100, blank=True, db_index=True)
     timeout = models.FloatField(_("timeout (s)"), null=True, blank=True)
     status = models.CharField(
-        _("status"), max_length=12, choices=choices(JobStatus), default=JobStatus.QUEUED
+        _("status"), max_length=12, choices=JOB_STATUS_CHOICES, default=JobStatus.QUEUED
     )
     error = models.TextField(_("error"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -79,7 +82,7 @@ class JobPart(models.Model):
     hosts = models.JSONField(_("hosts"), default=list)
     daemon = models.CharField(_("daemon"), max_length=100, blank=True)
     status = models.CharField(
-        _("status"), max_length=12, choices=choices(JobStatus), default=JobStatus.QUEUED
+        _("status"), max_length=12, choices=JOB_STATUS_CHOICES, default=JobStatus.QUEUED
     )
     error = models.TextField(_("error"), blank=True)
     rollout_stop = models.TextField(_("rollout stopped"), blank=True)
@@ -106,7 +109,7 @@ class JobHost(models.Model):
         Job, on_delete=models.CASCADE, related_name="results", verbose_name=_("job")
     )
     host = models.CharField(_("host"), max_length=253)
-    status = models.CharField(_("status"), max_length=12, choices=choices(HostStatus))
+    status = models.CharField(_("status"), max_length=12, choices=HOST_STATUS_CHOICES)
     rc = models.IntegerField(_("return code"), null=True, blank=True)
     stdout = models.TextField(_("stdout"), blank=True)
     stderr = models.TextField(_("stderr"), blank=True)
