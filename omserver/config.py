@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omserver.vocabulary import BACKENDS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "OMSERVER_"
 
@@ -90,7 +92,7 @@ SETTINGS: dict[str, Setting] = {
     "daemon.client_id": Setting(_str, "web", "the web console's client id"),
     "daemon.client_key": Setting(_str, "", "the web console's client key"),
     "daemon.key_file": Setting(_str, "", "client keys file; empty = data_dir/clients.json"),
-    "daemon.backend": Setting(_choice("saltstack", "ansible"), "ansible", "execution backend"),
+    "daemon.backend": Setting(_choice(*BACKENDS), "ansible", "execution backend"),
     "daemon.modules_dir": Setting(_str, str(BASE_DIR / "modules"), "where Mid_<id>.py live"),
     "daemon.workers": Setting(_int, 8, "jobs run at once"),
     "daemon.job_timeout": Setting(_float, 300.0, "default per-job timeout, seconds"),
