@@ -177,7 +177,8 @@ def test_omserver_ping_exits_1_when_the_daemon_is_down_or_refuses(daemon):
     assert "DaemonUnreachable" in down.stderr and "FrameRefused" in refused.stderr
 
 
-def test_omserver_ping_without_a_key_is_a_usage_error(daemon):
+def test_omserver_ping_without_a_key_is_a_usage_error(daemon, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMSERVER_PATHS_DATA_DIR", str(tmp_path))  # not the key make run left
     done = cli(daemon.address, "", "ping")
     assert done.returncode == 2
     assert "no client key" in done.stderr

@@ -99,17 +99,13 @@ def test_make_run_serves_the_console_and_runs_module_1003(tmp_path: Path, free_p
         while job["status"] in {"queued", "running"} and time.monotonic() < deadline:
             time.sleep(0.3)
             job = browser.api(f"/api/jobs/{job['id']}/")
-        cli_key = data_dir / "cli-client.key"
+        # The CLI finds make run's key for it in the data folder: nothing to export.
         cli = subprocess.run(
-            [str(Path(sys.executable).parent / "omserver"), "ping"],
-            env={
-                **env,
-                "OMSERVER_DAEMON_CLIENT_ID": "cli",
-                "OMSERVER_DAEMON_CLIENT_KEY": cli_key.read_text().strip(),
-            },
+            [str(Path(sys.executable).parent / "omserver"), "run", "1003", "--hosts", "www-01"],
+            env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=120,
         )
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -129,5 +125,6 @@ def test_make_run_serves_the_console_and_runs_module_1003(tmp_path: Path, free_p
     assert "Starting uWSGI" in (data_dir / "log" / "uwsgi.log").read_text()
     assert "daemon listening" in (data_dir / "log" / "daemon.log").read_text()
     # The local CLI's own key (client "cli"), private to its owner.
-    assert cli_key.stat().st_mode & 0o777 == 0o600
+    assert (data_dir / "cli-client.key").stat().st_mode & 0o777 == 0o600
     assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert f"  | {first_line}" in cli.stdout
