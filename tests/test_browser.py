@@ -483,6 +483,13 @@ def test_the_audit_page_shows_new_commands_live_and_once(page: Page, alice, inve
 
 
 def test_the_language_selector_switches_to_simplified_chinese_and_back(page: Page, bob) -> None:
+    from omserverweb.jobs.models import Job, JobHost
+
+    job = Job.objects.create(
+        module_id=1001, requested_by="bob", client="web", targets=WWW_HOSTS, status="partial"
+    )
+    for seq, (host, status) in enumerate(zip(WWW_HOSTS, ["ok", "unreachable"], strict=True), 1):
+        JobHost.objects.create(job=job, host=host, status=status, seq=seq)
     log_in(page)
     language = page.get_by_label("Language")
     run = page.locator("#run")
@@ -498,6 +505,10 @@ def test_the_language_selector_switches_to_simplified_chinese_and_back(page: Pag
     screenshot(page, "console-zh-hans")
     page.get_by_role("link", name="任务", exact=True).click()
     expect(page.locator("h1")).to_have_text("任务历史")
+    page.goto(f"/jobs/{job.pk}/")  # the statuses' labels come from the server
+    expect(page.locator("#results .job-head .badge")).to_have_text("部分成功")
+    expect(host_block(page, WWW_HOSTS[1]).locator(".host-head .badge").first).to_have_text("不可达")
+    page.go_back()
 
     page.get_by_label("语言").select_option("en")
     expect(page.locator("html")).to_have_attribute("lang", "en")

@@ -5,7 +5,9 @@ import { api } from "./api.js";
 const gettext = window.gettext ?? ((s) => s);
 const ngettext = window.ngettext ?? ((one, many, n) => (n === 1 ? one : many));
 const fmt = (s, values) => s.replace(/%\((\w+)\)s/g, (_, key) => String(values[key]));
-const ACTIVE = new Set(["queued", "running"]);
+// Statuses and their labels come from the server's one vocabulary (console/context_processors.py).
+const STATUSES = JSON.parse(document.getElementById("om-statuses").textContent);
+const ACTIVE = new Set(STATUSES.active);
 const PREVIEW_CHARS = 64 * 1024; // render more only on request: a 1 MiB output stays cheap
 const POLL_MS = 400;
 
@@ -16,20 +18,7 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-const STATUS_LABELS = {
-  ok: gettext("ok"),
-  failed: gettext("failed"),
-  unreachable: gettext("unreachable"),
-  timeout: gettext("timeout"),
-  queued: gettext("queued"),
-  running: gettext("running"),
-  succeeded: gettext("succeeded"),
-  partial: gettext("partial"),
-  cancelled: gettext("cancelled"),
-  interrupted: gettext("interrupted"),
-};
-
-export const statusLabel = (status) => STATUS_LABELS[status] ?? status;
+export const statusLabel = (status) => STATUSES.labels[status] ?? status;
 
 function badge(status) {
   return el("span", { className: `badge status-${status}`, textContent: statusLabel(status) });
