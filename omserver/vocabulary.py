@@ -37,6 +37,7 @@ class HostStatus(StrEnum):
     FAILED = "failed"
     UNREACHABLE = "unreachable"
     TIMEOUT = "timeout"
+    NOT_RUN = "not_run"  # the job never reached the host (cancel, timeout, rollout stop)
 
 
 def final_status(ok_hosts: int, hosts: int, endings: Collection[str] = ()) -> JobStatus:

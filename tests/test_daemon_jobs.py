@@ -118,9 +118,25 @@ def test_cancel_stops_a_running_job(client, targets) -> None:
     client.cancel(job_id)
     state = client.wait(job_id, timeout=30, check=False)
     assert state["status"] == "cancelled"
-    assert {r["status"] for r in state["results"]} == {"failed"}
+    assert {r["host"] for r in state["results"]} == {t["hostname"] for t in targets}
+    # failed as the step was stopped, or not run when the cancel came before it began
+    assert {r["status"] for r in state["results"]} <= {"failed", "not_run"}
     assert all("cancelled" in r["stderr"] for r in state["results"])
     assert Job.objects.get(pk=job_id).status == "cancelled"
+
+
+def test_hosts_a_cancel_kept_from_running_are_listed_with_why(client, targets) -> None:
+    """The canary is cancelled as it runs; the host after it never starts, and says so."""
+    rollout = {"canary": 1, "max_failure_ratio": 1.0}
+    job_id = client.submit(9101, targets, {"seconds": 120}, timeout=300, rollout=rollout)
+    wait_until_running(client, job_id)
+    client.cancel(job_id)
+    state = client.wait(job_id, timeout=30, check=False)
+    assert state["status"] == "cancelled"
+    results = {r["host"]: r for r in state["results"]}
+    assert set(results) == {t["hostname"] for t in targets}
+    later = results[targets[1]["hostname"]]
+    assert (later["status"], later["stderr"]) == ("not_run", "not run: cancelled")
 
 
 def test_a_client_with_a_short_socket_timeout_still_waits_out_a_longer_job(
@@ -150,7 +166,11 @@ def test_rollout_stops_after_the_canary_fails(client, targets) -> None:
         rollout={"canary": 1, "batch_size": 1, "max_failure_ratio": 0},
     )
     assert state["status"] == "failed"
-    assert [r["host"] for r in state["results"]] == [canary]  # nobody else was touched
+    results = {r["host"]: r for r in state["results"]}
+    assert results[canary]["status"] == "failed"
+    others = [results[t["hostname"]] for t in targets[1:]]  # nobody else was touched
+    assert [(r["status"], r["rc"]) for r in others] == [("not_run", None)] * len(others)
+    assert all(r["stderr"].startswith("not run: the rollout stopped after") for r in others)
     assert "canary" in state["rollout_stop"]
     job = Job.objects.get(pk=state["id"])
     assert "1 of 1 hosts failed" in job.rollout_stop

@@ -32,6 +32,8 @@ KILL_WAIT = 5.0  # seconds a worker gets, after shutdown cancelled its job, to k
 UNDELIVERED_AFTER = timedelta(minutes=5)  # a web job's part no daemon took by then: failed
 SWEEP_EVERY = 60.0  # seconds between looks for such parts
 WATCH_EVERY = 0.5  # seconds between reads of a job another daemon runs, while waiting on it
+# Why a host the job never reached was not run, by how the job ended.
+NOT_RUN_BECAUSE = {JobStatus.CANCELLED: "cancelled", JobStatus.TIMEOUT: "the job's timeout"}
 
 
 class SubmitError(OperationError):
@@ -209,6 +211,7 @@ class Engine:
         if job is not None:
             job.cancel.set()
             if self._queue.discard(job_id):
+                self._close_unrun(job, NOT_RUN_BECAUSE[JobStatus.CANCELLED])
                 self._finish(job, JobStatus.CANCELLED, "cancelled before it started")
                 self._forget(job)
         return self.state(job_id)
@@ -232,7 +235,7 @@ class Engine:
         deadline = time.monotonic() + job.timeout
         rollout = job.rollout or Rollout()
         done = failed = 0
-        stop = ""
+        stop, reason = "", None
         batches = list(rollout.batches(job.targets))
         for number, batch in enumerate(batches, 1):
             remaining = deadline - time.monotonic()
@@ -256,7 +259,19 @@ class Engine:
                     stop = f"{reason}; {len(job.targets) - done} host(s) not run"
                     log.warning("job %d: %s", job.job_id, stop)
                     break
-        self._finish(job, self._final_status(job, deadline), stop=stop)
+        ending = self._ending(job, deadline)
+        why = NOT_RUN_BECAUSE.get(ending) or (f"the rollout {reason}" if reason else None)
+        if why:
+            self._close_unrun(job, why)
+        status = final_status(job.ok_hosts(), len(job.targets), {ending} if ending else ())
+        self._finish(job, status, stop=stop)
+
+    def _close_unrun(self, job: RunningJob, why: str) -> None:
+        """Hosts the job never reached still get their row, saying why."""
+        for target in job.targets:
+            if target.hostname not in job.statuses:
+                result = HostResult(target.hostname, HostStatus.NOT_RUN, stderr=f"not run: {why}")
+                self._record(job, result)
 
     def _record(self, job: RunningJob, result: HostResult) -> None:
         first = result.host not in job.statuses
@@ -269,14 +284,14 @@ class Engine:
         else:
             self.recorder.finish_part(job.part_id, status, error, stop)
 
-    def _final_status(self, job: RunningJob, deadline: float) -> JobStatus:
+    @staticmethod
+    def _ending(job: RunningJob, deadline: float) -> JobStatus | None:
+        """How the job ended, when that overrides its hosts' results (cancel, timeout)."""
         if job.cancel.is_set():
-            ending = {JobStatus.CANCELLED}
-        elif time.monotonic() >= deadline:
-            ending = {JobStatus.TIMEOUT}
-        else:
-            ending = set()
-        return final_status(job.ok_hosts(), len(job.targets), ending)
+            return JobStatus.CANCELLED
+        if time.monotonic() >= deadline:
+            return JobStatus.TIMEOUT
+        return None
 
     def _forget(self, job: RunningJob) -> None:
         job.done.set()

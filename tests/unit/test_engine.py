@@ -68,6 +68,11 @@ def ended(engine: Engine, job_id: int) -> dict[str, Any]:
     return state
 
 
+def not_run(state: dict[str, Any]) -> dict[str, str]:
+    """Host -> why, for the hosts the job never reached."""
+    return {r["host"]: r["stderr"] for r in state["results"] if r["status"] == "not_run"}
+
+
 def wait_running(executor: ScriptedExecutor, tag: str) -> None:
     assert executor.running[tag].wait(LONG), f"job {tag} never started"
 
@@ -122,6 +127,8 @@ def test_a_failing_canary_stops_the_rollout_and_the_canary_is_the_first_listed(
     assert state["status"] == "failed"
     assert state["rollout_stop"].startswith("stopped after the canary: 1 of 1 hosts failed")
     assert state["rollout_stop"].endswith("3 host(s) not run")
+    why = "not run: the rollout stopped after the canary: 1 of 1 hosts failed (100% > 0% allowed)"
+    assert not_run(state) == {"h1": why, "h2": why, "h4": why}
 
 
 def test_batches_go_on_while_the_failure_ratio_holds_and_stop_once_it_is_passed(
@@ -135,6 +142,7 @@ def test_batches_go_on_while_the_failure_ratio_holds_and_stop_once_it_is_passed(
     assert executor.started("r") == [("h1", "h2")]
     assert state["status"] == "partial"
     assert "stopped after batch 1: 1 of 2 hosts failed" in state["rollout_stop"]
+    assert sorted(not_run(state)) == ["h3", "h4", "h5", "h6"]
 
     executor.log.clear()
     rollout = {"batch_size": 4, "max_failure_ratio": 0.5}
@@ -142,6 +150,7 @@ def test_batches_go_on_while_the_failure_ratio_holds_and_stop_once_it_is_passed(
     # after batch 1: 2 of 4 failed (50%) is allowed; batch 2 runs.
     assert executor.started("r") == [("h1", "h2", "h3", "h4"), ("h5", "h6")]
     assert (state["status"], state["rollout_stop"]) == ("partial", "")
+    assert not_run(state) == {}
 
 
 # -- cancel -------------------------------------------------------------------------------
@@ -155,6 +164,7 @@ def test_a_job_cancelled_before_it_started_never_runs(make_engine, executor) -> 
     waiting = submit(engine, "waiting", ["h2"])
     state = engine.cancel(waiting)
     assert (state["status"], state["error"]) == ("cancelled", "cancelled before it started")
+    assert not_run(state) == {"h2": "not run: cancelled"}
     gate.set()
     assert ended(engine, running)["status"] == "succeeded"
     assert executor.started("waiting") == []
@@ -180,8 +190,10 @@ def test_cancelling_between_batches_runs_no_further_batch(make_engine, executor)
     job_id = submit(engine, "r", ["h1", "h2", "h3"], rollout={"canary": 1, "batch_size": 1})
     wait_running(executor, "r")
     engine.cancel(job_id)
-    assert ended(engine, job_id)["status"] == "cancelled"
+    state = ended(engine, job_id)
+    assert state["status"] == "cancelled"
     assert executor.started("r") == [("h1",)]
+    assert not_run(state) == {"h2": "not run: cancelled", "h3": "not run: cancelled"}
 
 
 # -- timeouts -----------------------------------------------------------------------------
@@ -202,8 +214,10 @@ def test_a_timeout_between_batches_runs_no_further_batch(make_engine, executor) 
     engine = make_engine()
     executor.hold("r")
     job_id = submit(engine, "r", ["h1", "h2"], timeout=0.3, rollout={"batch_size": 1})
-    assert ended(engine, job_id)["status"] == "timeout"
+    state = ended(engine, job_id)
+    assert state["status"] == "timeout"
     assert executor.started("r") == [("h1",)]
+    assert not_run(state) == {"h2": "not run: the job's timeout"}
 
 
 # -- final statuses -----------------------------------------------------------------------
