@@ -294,6 +294,10 @@ CREATE INDEX `part_daemon_idx` ON `jobs_jobpart` (`daemon`, `status`);
 --
 RENAME TABLE `jobs_hostresult` TO `jobs_jobhost`;
 --
+-- Alter field status on jobhost
+--
+-- (no-op)
+--
 -- Create model Session
 --
 CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL);
