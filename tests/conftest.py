@@ -6,12 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 
 from omserver.config import BASE_DIR
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
@@ -19,6 +20,9 @@ from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 pytest_plugins = ["tests.lab.fixtures"]
 
 PYTHON = sys.executable
+
+# The database the settings name, read before pytest-django renames it to its test database.
+CONFIGURED_DATABASE_NAME = settings.DATABASES["default"]["NAME"]
 
 
 @pytest.fixture(scope="session")
@@ -34,18 +38,33 @@ def mysql_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def test_database_url(django_db_setup: None, django_db_blocker) -> str:
+def test_database_url(django_db_setup: None, django_db_blocker) -> Iterator[str]:
     """The URL of the database pytest-django created, for processes the tests start.
 
     Tests that read what such a process wrote use ``transactional_db``.
-    """
-    from django.db import connection
 
+    pytest-django creates the test database only when a collected test asks for
+    database access (``db``, ``transactional_db``, ``live_server``, ``django_db``);
+    a run of tests that only start a daemon (one daemon-protocol test, say) would
+    hand it the configured database instead. Then it is created here.
+    """
+    from django.db import DEFAULT_DB_ALIAS, connection
+    from django.test.utils import setup_databases, teardown_databases
+
+    created = None
+    if connection.settings_dict["NAME"] == CONFIGURED_DATABASE_NAME:
+        with django_db_blocker.unblock():
+            created = setup_databases(verbosity=0, interactive=False, aliases={DEFAULT_DB_ALIAS})
     db = connection.settings_dict
+    assert db["NAME"] != CONFIGURED_DATABASE_NAME
     if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user, password = quote(db["USER"], safe=""), quote(db["PASSWORD"], safe="")
-    return f"mysql://{user}:{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        yield f"sqlite:///{db['NAME']}"
+    else:
+        user, password = quote(db["USER"], safe=""), quote(db["PASSWORD"], safe="")
+        yield f"mysql://{user}:{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    if created is not None:
+        with django_db_blocker.unblock():
+            teardown_databases(created, verbosity=0)
 
 
 @pytest.fixture
