@@ -451,10 +451,19 @@ def test_connections_beyond_the_cap_are_closed_and_the_daemon_keeps_serving(
     tmp_path, transactional_db, test_database_url
 ):
     """Nobody without a key can exhaust the daemon's threads by holding connections."""
-    env = {"OMSERVER_DAEMON_MAX_CONNECTIONS": "2"}
+    env = {"OMSERVER_DAEMON_MAX_CONNECTIONS": "2", "OMSERVER_DAEMON_LOG_LEVEL": "debug"}
     with running_daemon(tmp_path, env, database_url=test_database_url) as daemon:
+
+        def served() -> int:
+            log = daemon.log()
+            return log.count("serving the connection from") - log.count("done with the connection")
+
+        # The start-up probe's connection may still count on a busy machine: wait it out,
+        # then until both held connections are served (not refused).
+        wait_for(lambda: served() == 0, 10, "the start-up probe's connection to end")
         host, port = wire.parse_address(daemon.address)
         held = [socket.create_connection((host, port)) for _ in range(2)]  # never a frame
+        wait_for(lambda: served() == 2, 10, "both held connections served")
         with daemon.client() as client:
             with pytest.raises(DaemonUnreachable):
                 client.ping()

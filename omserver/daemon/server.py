@@ -68,7 +68,10 @@ class DaemonServer(ThreadedServer):
             logger=self.logger,
         )
         channel = BoundedChannel(SocketStream(sock), self.max_packet_bytes, f"{host}:{port}")
+        log.debug("serving the connection from %s:%s", host, port)
         try:
             self._handle_connection(self.service._connect(channel, config))
         except Exception as exc:  # garbage at the rpyc layer ends that connection only
             log.warning("closed the connection from %s:%s: %r", host, port, exc)
+        finally:
+            log.debug("done with the connection from %s:%s", host, port)
