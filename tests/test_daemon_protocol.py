@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
@@ -462,13 +463,13 @@ def test_connections_beyond_the_cap_are_closed_and_the_daemon_keeps_serving(
         # then until both held connections are served (not refused).
         wait_for(lambda: served() == 0, 10, "the start-up probe's connection to end")
         host, port = wire.parse_address(daemon.address)
-        held = [socket.create_connection((host, port)) for _ in range(2)]  # never a frame
-        wait_for(lambda: served() == 2, 10, "both held connections served")
-        with daemon.client() as client:
+        with contextlib.ExitStack() as holding, daemon.client() as client:
+            held = [  # never a frame
+                holding.enter_context(socket.create_connection((host, port))) for _ in range(2)
+            ]
+            wait_for(lambda: served() == 2, 10, "both held connections served")
             with pytest.raises(DaemonUnreachable):
                 client.ping()
             assert "refused a connection from 127.0.0.1" in daemon.log()
             held.pop().close()
             wait_for(lambda: answers(client), 10, "a free connection slot")
-        for sock in held:
-            sock.close()
