@@ -191,6 +191,15 @@ def test_parameters_are_validated_on_the_server_naming_the_field(bob) -> None:
     assert not Job.objects.exists()
 
 
+@pytest.mark.parametrize("depth", [100, 1_000, 100_000])
+def test_a_body_nested_too_deep_is_a_400_and_runs_nothing(bob, depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    body = f'{{"module": 1001, "servers": ["{WWW_HOSTS[0]}"], "params": {{"lines": {nested}}}}}'
+    response = api_as(bob).post("/api/jobs/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert not Job.objects.exists()
+
+
 def test_unknown_servers_are_named(bob) -> None:
     response = api_as(bob).post(
         "/api/jobs/", {"module": 1003, "servers": ["nope-1"]}, format="json"

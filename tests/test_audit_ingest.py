@@ -88,6 +88,7 @@ def test_it_rejects_get(host_token) -> None:
     "body",
     [
         b"{not json",
+        '{"events": ' + "[" * 100_000 + "]" * 100_000 + "}",  # deeper than the decoder goes
         "[]",
         {"events": []},
         {"events": "x"},

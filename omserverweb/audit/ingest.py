@@ -58,6 +58,8 @@ def parse(body: bytes, coverage: TokenCoverage) -> list[dict[str, Any]]:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BatchError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise BatchError("not JSON this server reads: nested too deeply") from None
     events = data.get("events") if isinstance(data, dict) else None
     if not isinstance(events, list) or not events:
         raise BatchError('expected {"events": [ … ]} with at least one event')
