@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from omserver.cli import LAB_CLI_CLIENT, LAB_CLI_KEY_FILE
 from omserver.client import Client, DaemonError
 from omserver.config import env_name
 from omserver.files import write_private
@@ -33,9 +34,6 @@ LAB_DEFAULTS = {
     env_name("ansible.connection"): "local",
 }
 WEB_CLIENT = "web"
-# The key the `omserver` CLI finds in the data folder when none is configured.
-CLI_CLIENT = "cli"
-CLI_KEY_FILE = "cli-client.key"
 
 
 class Command(BaseCommand):
@@ -50,7 +48,8 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         env = {**LAB_DEFAULTS, **os.environ}
         key = env[env_name("daemon.client_key")] = self._web_key()
-        self._client_key(CLI_CLIENT, Path(settings.DATA_DIR) / CLI_KEY_FILE)
+        # the key the `omserver` CLI finds in the data folder when none is configured
+        self._client_key(LAB_CLI_CLIENT, Path(settings.DATA_DIR) / LAB_CLI_KEY_FILE)
         log_dir = Path(settings.DATA_DIR) / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
         logs = {"the daemon": log_dir / "daemon.log", "uWSGI": log_dir / "uwsgi.log"}
