@@ -5,6 +5,11 @@ A backend turns a step (:class:`~omserver.sdk.steps.Command`, ``Copy`` or
 each host's :class:`HostResult` through ``emit`` the moment that host
 finishes. It emits exactly one result for every target, including those that
 never answered.
+
+A ``Command`` step's output also goes to ``output(host, stream, text)`` while
+the command runs, kept as :class:`~omserver.backends.capture.Capture` keeps
+it: the host's final ``stdout``/``stderr`` begin with exactly the text that
+went out live, so the live view and the record never disagree.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from omserver.sdk.results import HostResult, Target
 from omserver.sdk.steps import Step
 
 Emit = Callable[[HostResult], None]
+Output = Callable[[str, str, str], None]  # (host, "stdout" or "stderr", text)
 
 
 class Backend(ABC):
@@ -36,8 +42,11 @@ class Backend(ABC):
         timeout: float,
         output_limit: int,
         emit: Emit,
+        output: Output,
     ) -> None:
         """Run ``step`` on ``targets``; ``emit`` each host's result as it finishes.
+
+        ``output`` may be called from any thread, never after that host's result.
 
         ``timeout`` bounds the step; a host that has not finished by then is
         emitted as ``timeout``, one that cannot be reached as ``unreachable``.

@@ -155,7 +155,14 @@ class Context:
                 if result.host in names and result.host not in results:
                     self._accept(result, results)
 
-            self._backend.run(step, targets, timeout=budget, output_limit=self._limit, emit=accept)
+            self._backend.run(
+                step,
+                targets,
+                timeout=budget,
+                output_limit=self._limit,
+                emit=accept,
+                output=lambda host, stream, text: None,
+            )
         return results
 
     def _accept(self, result: HostResult, results: Results) -> None:
