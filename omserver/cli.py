@@ -155,6 +155,11 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 def cmd_job(config: Config, args: argparse.Namespace) -> int:
     with _client(config, args) as client:
         state = client.job(args.job_id)
+        while state["more"]:  # one answer holds a page: gather the job whole
+            page = client.job(args.job_id, state["cursor"])
+            for key in ("results", "steps", "output"):
+                page[key] = state[key] + page[key]
+            state = page
     _print_state(state, args.json)
     return OK if state["status"] == "succeeded" else FAILED
 
@@ -167,32 +172,83 @@ def cmd_cancel(config: Config, args: argparse.Namespace) -> int:
 
 
 def _follow(client: Client, job_id: int, as_json: bool) -> int:
-    """Print each host's result as it is recorded; the job's success is the exit status."""
+    """Print steps' lines as they are printed, each step and host as it ends; the job's
+    success is the exit status."""
+    shown = _Shown()
     for state in client.follow(job_id):
-        for result in state["results"]:
-            print(json.dumps(result) if as_json else _host_block(result), flush=True)
-    summary = {k: v for k, v in state.items() if k != "results"}
+        if as_json:
+            for key in ("output", "steps", "results"):
+                for row in state[key]:
+                    print(json.dumps({key: row}), flush=True)
+            continue
+        for text in shown.changes(state):
+            print(text, flush=True)
+    summary = {k: v for k, v in state.items() if k not in ("output", "steps", "results")}
     print(json.dumps({"job": summary}) if as_json else _summary(state))
     return OK if state["status"] == "succeeded" else FAILED
+
+
+class _Shown:
+    """What of each step went to the terminal, so a step's final text adds only the rest
+    (it begins with the live output shown)."""
+
+    def __init__(self) -> None:
+        self.printed: dict[tuple[str, int, str], str] = {}
+
+    def changes(self, state: dict[str, Any]) -> list[str]:
+        lines = []
+        for chunk in state["output"]:
+            key = (chunk["host"], chunk["step"], chunk["stream"])
+            self.printed[key] = self.printed.get(key, "") + chunk["text"]
+            lines += _lines(key, chunk["text"])
+        for step in state["steps"]:
+            if step["status"] == "running":
+                lines.append(f"{step['host']} step {step['number']}: {step['action']}")
+                continue
+            for stream in ("stdout", "stderr"):
+                key = (step["host"], step["number"], stream)
+                lines += _lines(key, step[stream][len(self.printed.pop(key, "")) :])
+            lines.append(_step_line(step))
+        for host in state["results"]:
+            if host["status"] != "running":
+                lines.append(_host_line(host))
+        return lines
+
+
+def _lines(key: tuple[str, int, str], text: str) -> list[str]:
+    host, step, stream = key
+    mark = "|" if stream == "stdout" else "!"
+    return [f"{host}#{step} {mark} {line}" for line in text.splitlines()]
+
+
+def _step_line(step: dict[str, Any]) -> str:
+    cut = "  (output truncated)" if step.get("truncated") else ""
+    return (
+        f"{step['host']} step {step['number']} [{step['status']}] rc={step.get('rc')} "
+        f"{step.get('duration') or 0:.2f}s  {step['action']}{cut}"
+    )
+
+
+def _host_line(host: dict[str, Any]) -> str:
+    why = f"  {host['error']}" if host.get("error") else ""
+    return f"== {host['host']} [{host['status']}] rc={host.get('rc')} {host['duration']:.2f}s{why}"
 
 
 def _print_state(state: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(state))
         return
-    for result in state["results"]:
-        print(_host_block(result))
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for step in state["steps"]:
+        steps.setdefault(step["host"], []).append(step)
+    for host in state["results"]:
+        print(_host_line(host))
+        for step in sorted(steps.get(host["host"], []), key=lambda s: s["number"]):
+            print("  " + _step_line(step))
+            for stream in ("stdout", "stderr"):
+                for line in _lines((host["host"], step["number"], stream), step[stream]):
+                    print("  " + line)
     print(_summary(state))
-
-
-def _host_block(result: dict[str, Any]) -> str:
-    lines = [
-        f"[{result['status']}] {result['host']}  rc={result.get('rc')}  "
-        f"{result.get('duration') or 0:.2f}s"
-    ]
-    lines += [f"  | {line}" for line in (result.get("stdout") or "").splitlines()]
-    lines += [f"  ! {line}" for line in (result.get("stderr") or "").splitlines()]
-    return "\n".join(lines)
 
 
 def _summary(state: dict[str, Any]) -> str:

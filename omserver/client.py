@@ -184,7 +184,8 @@ class Client:
         return self._call("submit", **request, **({"job": job} if job is not None else {}))
 
     def job(self, job_id: int, cursor: int = 0) -> dict[str, Any]:
-        """Status and the host results recorded after ``cursor`` (the state's ``cursor``)."""
+        """Status, and the hosts, steps and live output recorded after ``cursor`` (the
+        last state's ``cursor``; ``more`` says the answer holds one page of them)."""
         return self._call("job", job_id=job_id, cursor=cursor)
 
     def wait(
@@ -220,12 +221,15 @@ class Client:
         return self._checked(state, check)
 
     def follow(self, job_id: int, *, poll: float = 0.25) -> Iterator[dict[str, Any]]:
-        """Each new state of the job, holding only the results not yet seen; ends at the end."""
+        """Each new state of the job, holding only the hosts, steps and output not yet
+        seen; ends at the end."""
         cursor = 0
         while True:
             state = self.job(job_id, cursor)
             cursor = state["cursor"]
             yield state
+            if state["more"]:
+                continue
             if state["status"] in FINAL_STATUSES:
                 return
             time.sleep(poll)

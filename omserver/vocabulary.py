@@ -33,10 +33,14 @@ OVERRIDING_ENDINGS = (JobStatus.CANCELLED, JobStatus.INTERRUPTED, JobStatus.TIME
 
 
 class HostStatus(StrEnum):
+    """A host's status in a job, and a step's status on a host."""
+
+    RUNNING = "running"  # a step still runs there, or the module is not done with it
     OK = "ok"
     FAILED = "failed"
     UNREACHABLE = "unreachable"
     TIMEOUT = "timeout"
+    CANCELLED = "cancelled"  # stopped by a cancel while it ran
     NOT_RUN = "not_run"  # the job never reached the host (cancel, timeout, rollout stop)
 
 

@@ -23,7 +23,7 @@ LABELS: dict[str, Promise] = {
     JobStatus.TIMEOUT: _("timeout"),
     JobStatus.CANCELLED: _("cancelled"),
     JobStatus.INTERRUPTED: _("interrupted"),
-    HostStatus.OK: _("ok"),  # failed and timeout: the same words as the jobs'
+    HostStatus.OK: _("ok"),  # running, failed, timeout, cancelled: the same words as the jobs'
     HostStatus.UNREACHABLE: _("unreachable"),
     HostStatus.NOT_RUN: _("not run"),
 }

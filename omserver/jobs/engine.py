@@ -1,8 +1,9 @@
 """The job engine: queue, worker threads, rollout, timeouts, cancel, recording.
 
 It is the daemon's one source of job state. Every job any client submits is
-written through the :class:`~omserver.jobs.recorder.Recorder` it was handed,
-with each host's result saved the moment it arrives.
+written through the :class:`~omserver.jobs.recorder.Recorder` it was handed:
+each step as it starts, what it prints while it runs, each host's result of it
+and each host's end, the moment they arrive.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from omserver.config import Config
 from omserver.jobs import execution
+from omserver.jobs.events import Event, HostDone, Output, StepCut, StepStarted
 from omserver.jobs.queue import JobQueue, Ticket
 from omserver.jobs.recorder import Recorder
 from omserver.jobs.rollout import Rollout
@@ -52,13 +54,13 @@ class RunningJob:
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     part_id: int | None = None  # set when it runs one zone's part of a web job
-    statuses: dict[str, str] = field(default_factory=dict)  # host -> latest status
+    statuses: dict[str, str] = field(default_factory=dict)  # host -> its status, once done
 
     def ok_hosts(self) -> int:
         return sum(1 for status in self.statuses.values() if status == HostStatus.OK)
 
 
-Executor = Callable[..., Iterator[HostResult]]
+Executor = Callable[..., Iterator[Event]]
 
 
 class Engine:
@@ -241,7 +243,7 @@ class Engine:
             remaining = deadline - time.monotonic()
             if job.cancel.is_set() or remaining <= 0:
                 break
-            for result in self._execute(
+            for event in self._execute(
                 job.module,
                 batch,
                 job.params,
@@ -249,7 +251,7 @@ class Engine:
                 timeout=remaining,
                 cancel=job.cancel,
             ):
-                self._record(job, result)
+                self._record(job, event)
             done += len(batch)
             failed = len(job.statuses) - job.ok_hosts()
             if job.rollout and number < len(batches):
@@ -270,13 +272,21 @@ class Engine:
         """Hosts the job never reached still get their row, saying why."""
         for target in job.targets:
             if target.hostname not in job.statuses:
-                result = HostResult(target.hostname, HostStatus.NOT_RUN, stderr=f"not run: {why}")
-                self._record(job, result)
+                self._record(job, HostDone(target.hostname, HostStatus.NOT_RUN, f"not run: {why}"))
 
-    def _record(self, job: RunningJob, result: HostResult) -> None:
-        first = result.host not in job.statuses
-        job.statuses[result.host] = result.status
-        self.recorder.save_result(job.job_id, result, first=first)
+    def _record(self, job: RunningJob, event: Event) -> None:
+        recorder, job_id = self.recorder, job.job_id
+        if isinstance(event, Output):
+            recorder.save_output(job_id, list(event.chunks))
+        elif isinstance(event, HostResult):
+            recorder.save_step(job_id, event)
+        elif isinstance(event, StepStarted):
+            recorder.start_step(job_id, event.step, event.action, list(event.hosts), event.started)
+        elif isinstance(event, StepCut):
+            recorder.cut_step(job_id, event.host, event.step, event.status, event.note)
+        else:
+            job.statuses[event.host] = event.status
+            recorder.finish_host(job_id, event.host, event.status, event.error)
 
     def _finish(self, job: RunningJob, status: str, error: str = "", stop: str = "") -> None:
         if job.part_id is None:

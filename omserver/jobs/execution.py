@@ -1,4 +1,4 @@
-"""Runs one module for one job in its own process and streams each host's result.
+"""Runs one module for one job in its own process and streams what it does.
 
 A module is Python someone dropped in a folder: it may hang, crash or leak.
 So each job runs in a process of its own, forked from the forkserver of
@@ -9,15 +9,17 @@ whose job ended cleanly goes back to the pool for the next one (up to
 ``JOBS_PER_PROCESS``), one that was killed or whose module raised is replaced.
 See :mod:`omserver.jobs.process` for the inside.
 
-Semantics the daemon relies on (it upserts one row per job and host):
+What it yields (see :mod:`omserver.jobs.events`), in the order it happened:
 
-* each step's result for a host is yielded when that host finishes, and a
-  later one for the same host replaces it;
-* a host that failed a step keeps that failure (it is left out of later steps);
-* when the module returns, a host it never touched ends ``failed``;
+* ``StepStarted`` as the module starts a step, ``Output`` while steps print,
+  and each host's ``HostResult`` for the step when that host finishes it;
+* ``HostDone`` once per target: when a step did not end ``ok`` (that host is
+  left out of later steps), or when the module returns (``ok``; ``failed``
+  for a host it never touched);
 * at the timeout, on cancel, or if the module raises or its process dies, the
-  process is killed and every host without a failure gets a final result:
-  ``timeout``, ``failed`` "cancelled", or ``failed`` with the error.
+  process is killed, each step still running is ``StepCut`` (its printed
+  output stays), and every host not yet done ends ``timeout``,
+  ``cancelled`` or ``failed`` with the error.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from typing import Any
 from omserver import forkserver
 from omserver.config import Config
 from omserver.jobs import process as job_process
+from omserver.jobs.events import Event, HostDone, Output, StepCut, StepStarted
 from omserver.modules.metadata import LoadedModule
 from omserver.sdk import HostResult, Target, sensitive_values
+from omserver.vocabulary import HostStatus
 
 __all__ = ["execute", "warm_up"]
 
@@ -147,8 +151,8 @@ def execute(
     config: Config,
     timeout: float,
     cancel: threading.Event | None = None,
-) -> Iterator[HostResult]:
-    """Run ``module`` on ``targets`` with validated ``params``; yield results as they come.
+) -> Iterator[Event]:
+    """Run ``module`` on ``targets`` with validated ``params``; yield what happens as it does.
 
     Closing the iterator early kills the job's process as well.
     """
@@ -171,17 +175,16 @@ def execute(
     worker.jobs += 1
     if _spares.low():  # jobs run side by side: have the next process ready
         threading.Thread(target=_spares.refill, args=(config,), daemon=True).start()
-    latest: dict[str, HostResult] = {}
+    hosts = _Hosts([t.hostname for t in targets])
     ending: tuple[str, str] | None = None  # (status, message) for hosts left open
     clean = False  # the process said "done" (not: killed, died, or the caller stopped early)
     try:
-        for result in _stream(worker, started + timeout, cancel):
-            if isinstance(result, HostResult):
-                latest[result.host] = result
-                yield result
-            else:
-                ending = result
+        for event in _stream(worker, started + timeout, cancel):
+            if isinstance(event, tuple):
+                ending = event
                 break
+            yield event
+            yield from hosts.follow(event)
         clean = ending is None
     finally:
         if not clean:
@@ -190,22 +193,62 @@ def execute(
         elif not _spares.give_back(config, worker):  # "done", but not needed again
             worker.conn.close()  # it exits when its pipe closes
             threading.Thread(target=_stop, args=(worker.process,), daemon=True).start()
-    if ending == ("timeout", ""):
-        ending = ("timeout", f"stopped at the job's {timeout:g} s timeout")
-    yield from _close_out(targets, latest, ending, time.monotonic() - started)
+    if ending == (HostStatus.TIMEOUT, ""):
+        ending = (HostStatus.TIMEOUT, f"stopped at the job's {timeout:g} s timeout")
+    yield from hosts.close(ending)
+
+
+class _Hosts:
+    """Where each host of the job stands: which step runs there, whether it is done."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.running: dict[str, int] = {}  # host -> the step running there
+        self.touched: set[str] = set()
+        self.done: set[str] = set()
+
+    def follow(self, event: Event) -> Iterator[HostDone]:
+        if isinstance(event, StepStarted):
+            for host in event.hosts:
+                self.running[host] = event.step
+                self.touched.add(host)
+        elif isinstance(event, HostResult):
+            self.running.pop(event.host, None)
+            self.touched.add(event.host)
+            if not event.ok and event.host not in self.done:
+                self.done.add(event.host)
+                yield HostDone(event.host, event.status)
+
+    def close(self, ending: tuple[str, str] | None) -> Iterator[StepCut | HostDone]:
+        """The job's process is gone: every host not done yet ends, by how it ended."""
+        if ending is None:
+            for host in self.names:
+                if host in self.done:
+                    continue
+                if host in self.touched:
+                    yield HostDone(host, HostStatus.OK)
+                else:
+                    yield HostDone(host, HostStatus.FAILED, "the module ran no step on this host")
+            return
+        status, message = ending
+        for host, step in self.running.items():
+            yield StepCut(host, step, status, message)
+        for host in self.names:
+            if host not in self.done:
+                yield HostDone(host, status, message)
 
 
 def _stream(
     worker: _JobProcess, deadline: float, cancel: threading.Event | None
-) -> Iterator[HostResult | tuple[str, str]]:
-    """The job's results, then ``(status, message)`` if it ended badly (nothing if not)."""
+) -> Iterator[Event | tuple[str, str]]:
+    """The job's events, then ``(status, message)`` if it ended badly (nothing if not)."""
     while True:
         if cancel is not None and cancel.is_set():
-            yield ("failed", "cancelled")
+            yield (HostStatus.CANCELLED, "cancelled")
             return
         left = deadline - time.monotonic()
         if left <= 0:
-            yield ("timeout", "")
+            yield (HostStatus.TIMEOUT, "")
             return
         if not worker.conn.poll(min(left, POLL)):
             continue
@@ -213,46 +256,23 @@ def _stream(
             kind, payload = worker.conn.recv()
         except EOFError:
             worker.process.join(1)
-            yield ("failed", f"the module's process died (exit code {worker.process.exitcode})")
+            exit_code = worker.process.exitcode
+            yield (HostStatus.FAILED, f"the module's process died (exit code {exit_code})")
             return
-        if kind == "result":
+        if kind == "output":
+            yield Output(tuple(payload))
+        elif kind == "step":
+            step, action, hosts, started = payload
+            yield StepStarted(step, action, tuple(hosts), started)
+        elif kind == "result":
             yield HostResult.from_dict(payload)
         elif kind == "log":
             logging.getLogger(payload[0]).log(payload[1], "%s", payload[2])
         elif kind == "error":
-            yield ("failed", payload)
+            yield (HostStatus.FAILED, payload)
             return
         else:  # "done"
             return
-
-
-def _close_out(
-    targets: Sequence[Target],
-    latest: dict[str, HostResult],
-    ending: tuple[str, str] | None,
-    elapsed: float,
-) -> Iterator[HostResult]:
-    for target in targets:
-        last = latest.get(target.hostname)
-        if ending is None:
-            if last is None:
-                yield HostResult(
-                    target.hostname,
-                    "failed",
-                    duration=elapsed,
-                    stderr="the module ran no step on this host",
-                )
-        elif last is None or last.ok:
-            status, message = ending
-            yield HostResult(
-                target.hostname,
-                status,
-                None,
-                last.stdout if last else "",
-                message,
-                elapsed,
-                last.truncated if last else False,
-            )
 
 
 def _stop(process: BaseProcess, *, clean: bool = True) -> None:

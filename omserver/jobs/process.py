@@ -5,16 +5,21 @@ so that Salt's or Ansible's per-process set-up is already done when it does.
 After a job that ended cleanly the process waits for the next one; after one
 that raised it exits, and the daemon kills it when it hangs. Each job's module
 file is imported afresh, so nothing of a module's state carries over.
-Everything goes back over one pipe as ``(kind, payload)`` messages:
-``("result", HostResult dict)``, ``("log", (logger, level, text))``, then
-``("done", None)`` or ``("error", message)``. Sensitive values are masked
-here, before anything leaves the process.
+Everything goes back over one pipe as ``(kind, payload)`` messages, in order:
+``("step", (number, action, hosts, started))`` as a step starts,
+``("output", [(host, step, stream, text), …])`` with what steps printed (sent
+in batches, at most every ``OUTPUT_EVERY`` seconds, and always before any other
+message), ``("result", HostResult dict)`` as a host ends a step,
+``("log", (logger, level, text))``, then ``("done", None)`` or
+``("error", message)``. Sensitive values are masked here, before anything
+leaves the process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -26,6 +31,8 @@ from omserver.backends import Backend, make_backend
 from omserver.config import Config
 from omserver.modules.loading import load_module_file
 from omserver.sdk import MASK, Context, ModuleError, Target
+
+OUTPUT_EVERY = 0.2  # seconds: how long live output may wait to be batched
 
 
 @dataclass(frozen=True)
@@ -40,18 +47,61 @@ class JobOrder:
     secrets: list[str]
 
 
+class _Outbox:
+    """The pipe to the daemon, shared by the module's thread, a backend's reader
+    threads and logging: messages go in order, live output in batches before them.
+
+    Processes forked from the job's (Ansible's workers) inherit it, maybe with
+    its lock held: there it sends nothing.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._pid = os.getpid()
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._output: list[tuple[str, int, str, str]] = []
+        threading.Thread(target=self._flush_now_and_then, name="outbox", daemon=True).start()
+
+    def send(self, kind: str, payload: Any) -> None:
+        if os.getpid() != self._pid:
+            return
+        with self._lock:
+            self._flush()
+            self._conn.send((kind, payload))
+
+    def output(self, host: str, step: int, stream: str, text: str) -> None:
+        if os.getpid() != self._pid:
+            return
+        with self._lock:
+            self._output.append((host, step, stream, text))
+
+    def _flush(self) -> None:
+        if self._output:
+            batch, self._output = self._output, []
+            self._conn.send(("output", batch))
+
+    def _flush_now_and_then(self) -> None:
+        while True:
+            time.sleep(OUTPUT_EVERY)
+            try:
+                with self._lock:
+                    self._flush()
+            except OSError:  # the daemon went away: the process is about to end
+                return
+
+
 class _PipeLog(logging.Handler):
     """Sends log records to the daemon, secrets masked."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, outbox: _Outbox) -> None:
         super().__init__()
-        self.conn = conn
+        self.outbox = outbox
         self.secrets: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = mask(record.getMessage(), self.secrets)
-            self.conn.send(("log", (record.name, record.levelno, text)))
+            self.outbox.send("log", (record.name, record.levelno, text))
         except Exception:  # never let logging break a job
             self.handleError(record)
 
@@ -64,7 +114,8 @@ def main(conn: Connection, config: Config) -> None:
     os.close(devnull)
     if config["daemon.backend"] == "saltstack":  # book-style modules call LocalClient()
         os.environ["SALT_MASTER_CONFIG"] = config["salt.master_config"]
-    handler = _PipeLog(conn)
+    outbox = _Outbox(conn)
+    handler = _PipeLog(outbox)
     logging.getLogger().handlers[:] = [handler]
     logging.getLogger().setLevel(logging.WARNING)  # Salt and Ansible chatter stays here
     try:
@@ -79,7 +130,7 @@ def main(conn: Connection, config: Config) -> None:
                 return
             handler.secrets = job.secrets
             backend = backend or make_backend(config)
-            if not _run_one(conn, config, job, backend):
+            if not _run_one(outbox, config, job, backend):
                 return
             handler.secrets = []
     finally:
@@ -88,7 +139,7 @@ def main(conn: Connection, config: Config) -> None:
         conn.close()
 
 
-def _run_one(conn: Connection, config: Config, job: JobOrder, backend: Backend) -> bool:
+def _run_one(outbox: _Outbox, config: Config, job: JobOrder, backend: Backend) -> bool:
     """Run ``job``; True when it ended cleanly and the process may take another."""
     module_log = logging.getLogger(f"omserver.module.{job.module_id}")
     module_log.setLevel(logging.INFO)
@@ -101,16 +152,18 @@ def _run_one(conn: Connection, config: Config, job: JobOrder, backend: Backend) 
             settings=module.configured_settings(config),
             deadline=time.monotonic() + job.timeout,
             output_limit=config["modules.output_limit"],
-            emit=lambda result: conn.send(("result", result.to_dict())),
+            emit=lambda result: outbox.send("result", result.to_dict()),
+            announce=lambda *step: outbox.send("step", (*step, time.time())),
+            output=outbox.output,
             secrets=job.secrets,
             log=module_log,
         )
         module.entry(ctx, job.params)
     except BaseException as exc:  # anything the module does wrong ends its hosts, not us
         module_log.error("%s", mask(traceback.format_exc(), job.secrets))
-        conn.send(("error", mask(_describe(exc, job.path), job.secrets)))
+        outbox.send("error", mask(_describe(exc, job.path), job.secrets))
         return False
-    conn.send(("done", None))
+    outbox.send("done", None)
     return True
 
 

@@ -47,11 +47,27 @@ class Recorder(Protocol):
     def mark_running(self, job_id: int, part_id: int | None = None) -> None:
         """The job (and its part) started."""
 
-    def save_result(self, job_id: int, result: HostResult, *, first: bool) -> None:
-        """A host's result: new on its ``first``, replacing the host's earlier one after.
+    def start_step(
+        self, job_id: int, step: int, action: str, hosts: list[str], started: float
+    ) -> None:
+        """Step ``step`` started on ``hosts`` (``started``: epoch seconds).
 
-        Dropped when the job is already closed.
+        Like every write about a job's hosts, dropped when the job is closed already.
         """
+
+    def save_output(self, job_id: int, chunks: list[tuple[str, int, str, str]]) -> None:
+        """What running steps printed: ``(host, step, stream, text)`` in order."""
+
+    def save_step(self, job_id: int, result: HostResult) -> None:
+        """A host's result of a step: the step's record from now on (its live output
+        is a prefix of it, and goes)."""
+
+    def cut_step(self, job_id: int, host: str, step: int, status: str, note: str) -> None:
+        """End a running step with ``status``, keeping what it printed live, and ``note``."""
+
+    def finish_host(self, job_id: int, host: str, status: str, error: str = "") -> None:
+        """The module is done with ``host``: its status in the job, ``error`` why if no
+        step says."""
 
     def finish_job(self, job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
         """Close the job, unless it is closed already (its first ending stays)."""

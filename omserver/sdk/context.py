@@ -2,10 +2,11 @@
 
 Every step (``cmd``, ``shell``, ``copy``, ``service``) runs on the hosts still
 in play (or the ``hosts=`` among them, when hosts need different steps) and
-returns ``{host: HostResult}``; each result is also streamed out
-the moment its host finishes, and replaces that host's earlier one. A host
-whose step did not end ``ok`` keeps that result and is left out of later
-steps, so a module never restarts a service whose config failed to copy.
+returns ``{host: HostResult}``. The job record keeps every step: its start is
+announced, the lines it prints stream out while it runs, and each host's
+result is sent the moment that host finishes. A host whose step did not end
+``ok`` is left out of later steps, so a module never restarts a service whose
+config failed to copy.
 """
 
 from __future__ import annotations
@@ -19,19 +20,22 @@ from typing import TYPE_CHECKING, Any
 from omserver.sdk.errors import ModuleError
 from omserver.sdk.results import HostResult, Target, cap_output
 from omserver.sdk.schema import MASK
-from omserver.sdk.steps import Command, Copy, Service, Step
+from omserver.sdk.steps import SHELL, Command, Copy, Service, Step
 
 if TYPE_CHECKING:
     from omserver.backends.base import Backend
 
 Results = dict[str, HostResult]
+ACTION_CHARS = 500  # of a step's description kept in the record
+Announce = Callable[[int, str, list[str]], None]  # (step, action, hosts) as a step starts
+Output = Callable[[str, int, str, str], None]  # (host, step, stream, text) as it is printed
 
 
 class Context:
     """Steps on the job's hosts through the configured backend.
 
     ``targets`` lists the hosts still in play, ``results`` each host's latest
-    result, ``settings`` the module's ``SETTINGS`` with the operator's
+    step result, ``settings`` the module's ``SETTINGS`` with the operator's
     ``[module.<id>]`` values applied, ``backend`` names the backend and
     ``log`` is the module's logger (its records reach the daemon's log).
     """
@@ -46,6 +50,8 @@ class Context:
         deadline: float,
         output_limit: int,
         emit: Callable[[HostResult], None],
+        announce: Announce = lambda step, action, hosts: None,
+        output: Output = lambda host, step, stream, text: None,
         secrets: Sequence[str] = (),
         log: logging.Logger | None = None,
     ) -> None:
@@ -59,7 +65,11 @@ class Context:
         self._deadline = deadline
         self._limit = output_limit
         self._emit = emit
+        self._announce = announce
+        self._output = output
         self._secrets = secrets
+        self._steps = 0  # steps started so far: the next one's number is one more
+        self._report_step = 0  # the step number results from report() are filed under
 
     # -- steps ----------------------------------------------------------------------
 
@@ -95,7 +105,7 @@ class Context:
             if value is not None
         }
         variables.update(env or {})
-        argv = ("/bin/sh", "-c", script, "omserver", *map(str, args))
+        argv = (*SHELL, script, "omserver", *map(str, args))
         return self._run(Command(argv, variables), timeout, hosts)
 
     def copy(
@@ -128,6 +138,12 @@ class Context:
         result.stdout, cut_out = cap_output(result.stdout, self._limit)
         result.stderr, cut_err = cap_output(result.stderr, self._limit)
         result.truncated = result.truncated or cut_out or cut_err
+        if not self._report_step:
+            self._steps += 1
+            self._report_step = self._steps
+        result.step, result.action = self._report_step, result.action or "report"
+        result.started = result.started or time.time() - result.duration
+        self._announce(result.step, result.action, [result.host])
         self._accept(result, {})
 
     # -- plumbing -------------------------------------------------------------------
@@ -140,35 +156,39 @@ class Context:
             targets = [t for t in targets if t.hostname in chosen]
         if not targets:
             return results
+        self._steps += 1
+        number, action = self._steps, self._mask(step.describe())[:ACTION_CHARS]
+        names = [t.hostname for t in targets]
+        started = time.time()
+        self._announce(number, action, names)
+
+        def accept(result: HostResult) -> None:
+            if result.host in names and result.host not in results:
+                result.step, result.action, result.started = number, action, started
+                self._accept(result, results)
+
+        def output(host: str, stream: str, text: str) -> None:
+            if host in names and host not in results:
+                self._output(host, number, stream, self._mask(text))
+
         remaining = self._deadline - time.monotonic()
         budget = remaining if timeout is None else min(timeout, remaining)
         if budget <= 0:
-            for target in targets:
-                self._accept(
-                    HostResult(target.hostname, "timeout", stderr="the job ran out of time"),
-                    results,
-                )
+            for name in names:
+                accept(HostResult(name, "timeout", stderr="the job ran out of time"))
         else:
-            names = {t.hostname for t in targets}
-
-            def accept(result: HostResult) -> None:
-                if result.host in names and result.host not in results:
-                    self._accept(result, results)
-
             self._backend.run(
-                step,
-                targets,
-                timeout=budget,
-                output_limit=self._limit,
-                emit=accept,
-                output=lambda host, stream, text: None,
+                step, targets, timeout=budget, output_limit=self._limit, emit=accept, output=output
             )
         return results
 
-    def _accept(self, result: HostResult, results: Results) -> None:
+    def _mask(self, text: str) -> str:
         for secret in self._secrets:
-            result.stdout = result.stdout.replace(secret, MASK)
-            result.stderr = result.stderr.replace(secret, MASK)
+            text = text.replace(secret, MASK)
+        return text
+
+    def _accept(self, result: HostResult, results: Results) -> None:
+        result.stdout, result.stderr = self._mask(result.stdout), self._mask(result.stderr)
         results[result.host] = result
         self.results[result.host] = result
         self._emit(result)

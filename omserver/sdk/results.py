@@ -1,4 +1,4 @@
-"""What a job runs on (``Target``) and what comes back from each host (``HostResult``)."""
+"""What a job runs on (``Target``) and what each step gives back from a host (``HostResult``)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,12 @@ class Target:
 
 @dataclass
 class HostResult:
-    """One host's outcome of one step; the last step's result is the host's result."""
+    """One host's outcome of one step.
+
+    A backend fills in what the host returned; ``ctx`` adds which step it was:
+    ``step`` (numbered 1, 2, … in the order the module runs them), ``action``
+    (what ran, sensitive values masked) and ``started`` (epoch seconds).
+    """
 
     host: str
     status: str
@@ -48,6 +53,9 @@ class HostResult:
     stderr: str = ""
     duration: float = 0.0
     truncated: bool = False
+    step: int = 0
+    action: str = ""
+    started: float = 0.0
 
     def __post_init__(self) -> None:
         if self.status not in HostStatus.__members__.values():

@@ -1,9 +1,13 @@
-"""The steps a module can run on hosts; each backend translates them to its engine."""
+"""The steps a module can run on hosts; each backend translates them to its engine.
+
+``describe()`` is what the job record shows as the step's action.
+"""
 
 from __future__ import annotations
 
 import posixpath
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -13,6 +17,7 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]{0,127}")
 SERVICE_ACTIONS = ("start", "stop", "restart", "reload")
 MODE = re.compile(r"0?[0-7]{3,4}")
+SHELL = ("/bin/sh", "-c")  # how ctx.shell runs its script
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,14 @@ class Command:
             if not ENV_NAME.fullmatch(name):
                 raise ModuleError(f"bad environment variable name {name!r}")
 
+    def describe(self) -> str:
+        if self.argv[:2] == SHELL:  # ctx.shell: the script's first line, then its arguments
+            script, args = self.argv[2], self.argv[4:]
+            first = script.strip().splitlines()[0] if script.strip() else ""
+            more = " …" if "\n" in script.strip() else ""
+            return " ".join(filter(None, ["sh:", first + more, shlex.join(args)]))
+        return shlex.join(self.argv)
+
 
 @dataclass(frozen=True)
 class Copy:
@@ -49,6 +62,9 @@ class Copy:
         if not MODE.fullmatch(self.mode):
             raise ModuleError(f"copy mode {self.mode!r} must be octal like 0644")
 
+    def describe(self) -> str:
+        return f"copy {self.src} → {self.dest} ({self.mode})"
+
 
 @dataclass(frozen=True)
 class Service:
@@ -62,6 +78,9 @@ class Service:
             raise ModuleError(f"bad service name {self.name!r}")
         if self.action not in SERVICE_ACTIONS:
             raise ModuleError(f"service action must be one of {', '.join(SERVICE_ACTIONS)}")
+
+    def describe(self) -> str:
+        return f"service {self.name} {self.action}"
 
 
 Step = Command | Copy | Service

@@ -3,7 +3,14 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
-from omserverweb.jobs.models import Job, JobHost, JobPart
+from omserverweb.jobs.models import (
+    JOB_STATUS_CHOICES,
+    Job,
+    JobHost,
+    JobOutput,
+    JobPart,
+    JobStep,
+)
 from omserverweb.modules.models import ModuleDefinition
 
 
@@ -56,18 +63,44 @@ class ModuleSerializer(serializers.ModelSerializer):
 class JobHostSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobHost
+        fields = ["host", "status", "rc", "error", "duration", "truncated", "seq"]
+
+
+class JobStepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobStep
         fields = [
-            "id",
             "host",
+            "number",
+            "action",
             "status",
             "rc",
             "stdout",
             "stderr",
-            "duration",
             "truncated",
+            "started_at",
+            "duration",
             "seq",
-            "updated_at",
         ]
+
+
+class JobOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobOutput
+        fields = ["host", "step", "stream", "text", "seq"]
+
+
+class JobChangesSerializer(serializers.Serializer):
+    """The answer of ``jobs/<id>/results/`` (documentation only: the view builds it)."""
+
+    status = serializers.ChoiceField(choices=JOB_STATUS_CHOICES)
+    total = serializers.IntegerField(help_text="hosts in the job")
+    finished = serializers.IntegerField(help_text="hosts the module is done with")
+    results = JobHostSerializer(many=True, help_text="host rows written after the cursor")
+    steps = JobStepSerializer(many=True, help_text="step rows written after the cursor")
+    output = JobOutputSerializer(many=True, help_text="live output of running steps")
+    cursor = serializers.IntegerField(help_text="pass as after= next time")
+    more = serializers.BooleanField(help_text="the answer was cut at its size: ask again now")
 
 
 class JobSerializer(serializers.ModelSerializer):

@@ -14,17 +14,15 @@ from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from omserver.vocabulary import ACTIVE_STATUSES
+from omserver.vocabulary import ACTIVE_STATUSES, HostStatus
 from omserverweb.access.services import visible_categories, visible_modules
 from omserverweb.api import serializers as s
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 from omserverweb.jobs import services
 from omserverweb.jobs.filters import JobFilterForm
 from omserverweb.jobs.models import Job
-from omserverweb.jobs.queries import visible_jobs
+from omserverweb.jobs.queries import job_changes, visible_jobs
 from omserverweb.modules.models import ModuleDefinition
-
-RESULTS_PER_CALL = 50  # host results in one answer of .../results/: 50 MiB at the most
 
 
 class ServiceUnavailable(APIException):
@@ -167,27 +165,30 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(s.JobSerializer(new).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        parameters=[OpenApiParameter("after", int, description="only results with seq > after")],
-        responses=s.JobHostSerializer(many=True),
+        parameters=[
+            OpenApiParameter("after", int, description="only what was written after this cursor")
+        ],
+        responses=s.JobChangesSerializer,
     )
     @action(detail=True, methods=["get"])
     def results(self, request: Request, pk: str) -> Response:
-        """Host results as they arrive; poll with ``after`` = the highest ``seq`` seen.
+        """Hosts, steps and live output as they are written; poll with ``after`` = the
+        last answer's ``cursor``, at once again while ``more`` says so.
 
-        At most ``RESULTS_PER_CALL`` rows a call (each up to the output limit):
-        ``more`` says to ask again at once.
+        ``finished`` counts the hosts the module is done with; a step's row
+        replaces the live output of that step shown so far.
         """
         job = get_object_or_404(self.get_queryset(), pk=pk)
         after = request.query_params.get("after", "0")
         if not after.isdigit():
             raise ValidationError({"after": "expected a whole number"})
-        rows = list(job.results.filter(seq__gt=int(after)).order_by("seq")[: RESULTS_PER_CALL + 1])
+        finished = job.results.exclude(status=HostStatus.RUNNING).count()
         return Response(
             {
                 "status": job.status,
                 "total": len(job.targets),
-                "results": s.JobHostSerializer(rows[:RESULTS_PER_CALL], many=True).data,
-                "more": len(rows) > RESULTS_PER_CALL,
+                "finished": finished,
+                **job_changes(job.pk, int(after)),
             }
         )
 

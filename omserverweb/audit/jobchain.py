@@ -10,7 +10,7 @@ from typing import Any
 from omserver.vocabulary import ACTIVE_STATUSES
 from omserverweb.audit.chain import JOBS_SCOPE, Problem, verify_chain
 from omserverweb.audit.models import ChainHead
-from omserverweb.jobs.models import Job, JobHost
+from omserverweb.jobs.models import Job, JobHost, JobStep
 
 JOB_FIELDS = (
     "id",
@@ -26,14 +26,53 @@ JOB_FIELDS = (
     "started_at",
     "finished_at",
 )
-RESULT_FIELDS = ("host", "status", "rc", "stdout", "stderr", "truncated")
+HOST_FIELDS = ("host", "status", "rc", "error", "truncated")
+STEP_FIELDS = ("number", "action", "status", "rc", "stdout", "stderr", "truncated")
 
 
 def job_content(job_id: int, pos: int) -> list[Any]:
-    """The job as stored, with every host's result, as the chain hashes it."""
-    job = Job.objects.filter(pk=job_id).values_list(*JOB_FIELDS).get()
-    results = JobHost.objects.filter(job_id=job_id).order_by("host")
-    return [*job, [list(r) for r in results.values_list(*RESULT_FIELDS)], pos]
+    """The job as stored, with every host and each of its steps, as the chain hashes it."""
+    return next(_contents([(job_id, pos)]))
+
+
+def _contents(jobs: list[tuple[int, int]]) -> Iterator[list[Any]]:
+    """:func:`job_content` of each ``(job id, chain position)``, read in three queries."""
+    ids = [job_id for job_id, _ in jobs]
+    rows = {
+        job[0]: job
+        for job in Job.objects.filter(pk__in=ids).values_list("pk", "record_format", *JOB_FIELDS)
+    }
+    steps = defaultdict(list)
+    for job_id, host, *step in (
+        JobStep.objects.filter(job_id__in=ids)
+        .order_by("job_id", "host", "number")
+        .values_list("job_id", "host", *STEP_FIELDS)
+    ):
+        steps[job_id, host].append(step)
+    hosts = defaultdict(list)
+    for job_id, *row in (
+        JobHost.objects.filter(job_id__in=ids)
+        .order_by("job_id", "host")
+        .values_list("job_id", *HOST_FIELDS)
+    ):
+        host_steps = steps[job_id, row[0]]
+        if rows[job_id][1] == 1:
+            hosts[job_id].append(_recorded_before_steps(row, host_steps))
+        else:
+            hosts[job_id].append([*row, host_steps])
+    for job_id, pos in jobs:
+        _, _, *job = rows[job_id]
+        yield [*job, hosts[job_id], pos]
+
+
+def _recorded_before_steps(host: list[Any], steps: list[list[Any]]) -> list[Any]:
+    """A host of a job recorded before steps, as the chain hashed it then: its one result
+    (now its step 1) or, for a host not run, the reason it gave as stderr."""
+    name, status, rc, error, truncated = host
+    if steps:
+        _, _, _, _, stdout, stderr, _ = steps[0]
+        return [name, status, rc, stdout, stderr, truncated]
+    return [name, status, rc, "", error, truncated]
 
 
 def verify_jobs() -> Problem | None:
@@ -55,17 +94,14 @@ def verify_jobs() -> Problem | None:
 
 
 def _linked_jobs(batch: int = 500) -> Iterator[tuple[int, int, str, str, list[Any]]]:
-    """Each linked job as :func:`job_content` sees it, read ``batch`` jobs per query."""
+    """Each linked job as :func:`job_content` sees it, read ``batch`` jobs at a time."""
     linked = (
         Job.objects.filter(chain_pos__isnull=False)
         .order_by("chain_pos")
-        .values_list("id", "chain_pos", "prev_hash", "chain_hash", *JOB_FIELDS)
+        .values_list("id", "chain_pos", "prev_hash", "chain_hash")
     )
     jobs = linked.iterator(chunk_size=batch)
     while chunk := list(islice(jobs, batch)):
-        results = defaultdict(list)
-        rows = JobHost.objects.filter(job_id__in=[job[0] for job in chunk]).order_by("host")
-        for job_id, *result in rows.values_list("job_id", *RESULT_FIELDS):
-            results[job_id].append(result)
-        for job_id, pos, prev, digest, *job in chunk:
-            yield job_id, pos, prev, digest, [*job, results[job_id], pos]
+        contents = _contents([(job_id, pos) for job_id, pos, _, _ in chunk])
+        for (job_id, pos, prev, digest), content in zip(chunk, contents, strict=True):
+            yield job_id, pos, prev, digest, content

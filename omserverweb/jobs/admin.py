@@ -1,15 +1,36 @@
 from django.contrib import admin
 
-from omserverweb.jobs.models import Job, JobHost, JobPart
+from omserverweb.jobs.models import Job, JobHost, JobPart, JobStep
 
 
 class JobHostInline(admin.TabularInline):
     model = JobHost
     extra = 0
     can_delete = False
-    fields = ["host", "status", "rc", "duration", "truncated", "stdout", "stderr"]
+    fields = ["host", "status", "rc", "duration", "truncated", "error"]
     readonly_fields = fields
     show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class JobStepInline(admin.StackedInline):
+    model = JobStep
+    extra = 0
+    can_delete = False
+    fields = [
+        "host",
+        "number",
+        "action",
+        "status",
+        "rc",
+        "duration",
+        "truncated",
+        "stdout",
+        "stderr",
+    ]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -44,7 +65,7 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["=id", "requested_by", "results__host", "error"]
     date_hierarchy = "created_at"
     list_select_related = ["module"]
-    inlines = [JobPartInline, JobHostInline]
+    inlines = [JobPartInline, JobHostInline, JobStepInline]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,4 +1,4 @@
-"""The record of truth: every job from any client, and one result per host.
+"""The record of truth: every job from any client, each host's steps and what they printed.
 
 Statuses are :mod:`omserver.vocabulary`'s; the choices here only add their labels.
 """
@@ -40,8 +40,12 @@ class Job(models.Model):
     chain_pos = models.PositiveBigIntegerField(_("chain position"), null=True, blank=True)
     prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
     chain_hash = models.CharField(_("hash"), max_length=64, blank=True)
-    # The last host row's sequence number; bumped under this row's lock (see recorder.save_result).
+    # The last sequence number given to a row of this job's hosts, steps or live output;
+    # bumped under this row's lock (see recorder._take_seqs).
     last_seq = models.PositiveIntegerField(_("last result sequence"), default=0)
+    # 1: recorded before steps (each host's one result is its step 1); 2: steps. The job
+    # chain hashes each as it was recorded (audit.jobchain).
+    record_format = models.PositiveSmallIntegerField(_("record format"), default=2)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -103,7 +107,8 @@ class JobPart(models.Model):
 
 
 class JobHost(models.Model):
-    """One host of a job: its result, replaced as the module's steps go on."""
+    """One host of a job: where it stands, derived from its steps once the module is done
+    with it (``error`` says why when no step does: not run, the module raised…)."""
 
     job = models.ForeignKey(
         Job, on_delete=models.CASCADE, related_name="results", verbose_name=_("job")
@@ -111,8 +116,7 @@ class JobHost(models.Model):
     host = models.CharField(_("host"), max_length=253)
     status = models.CharField(_("status"), max_length=12, choices=HOST_STATUS_CHOICES)
     rc = models.IntegerField(_("return code"), null=True, blank=True)
-    stdout = models.TextField(_("stdout"), blank=True)
-    stderr = models.TextField(_("stderr"), blank=True)
+    error = models.TextField(_("error"), blank=True)
     duration = models.FloatField(_("duration (s)"), default=0.0)
     truncated = models.BooleanField(_("truncated"), default=False)
     # Per job, rises with every write, so that a reader can ask "what changed after N".
@@ -133,3 +137,60 @@ class JobHost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host}: {self.status}"
+
+
+class JobStep(models.Model):
+    """One step of the module on one host: what ran, how it ended, what it printed."""
+
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="steps", verbose_name=_("job")
+    )
+    host = models.CharField(_("host"), max_length=253)
+    number = models.PositiveIntegerField(_("step"))
+    action = models.TextField(_("action"), blank=True)
+    status = models.CharField(_("status"), max_length=12, choices=HOST_STATUS_CHOICES)
+    rc = models.IntegerField(_("return code"), null=True, blank=True)
+    stdout = models.TextField(_("stdout"), blank=True)
+    stderr = models.TextField(_("stderr"), blank=True)
+    truncated = models.BooleanField(_("truncated"), default=False)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    duration = models.FloatField(_("duration (s)"), default=0.0)
+    seq = models.PositiveIntegerField(_("sequence"), default=0)
+
+    class Meta:
+        ordering = ["job", "host", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "host", "number"], name="uniq_step_job_host"),
+        ]
+        indexes = [models.Index(fields=["job", "seq"], name="step_job_seq_idx")]
+        verbose_name = _("step")
+        verbose_name_plural = _("steps")
+
+    def __str__(self) -> str:
+        return f"{self.host} step {self.number}: {self.status}"
+
+
+class JobOutput(models.Model):
+    """A piece of what a running step printed, kept until the step's own record replaces
+    it (or, when the job's end cuts the step short, becomes it)."""
+
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="output", verbose_name=_("job")
+    )
+    host = models.CharField(_("host"), max_length=253)
+    step = models.PositiveIntegerField(_("step"))
+    stream = models.CharField(_("stream"), max_length=6)  # stdout or stderr
+    text = models.TextField(_("text"))
+    seq = models.PositiveIntegerField(_("sequence"))
+
+    class Meta:
+        ordering = ["job", "seq"]
+        indexes = [
+            models.Index(fields=["job", "seq"], name="output_job_seq_idx"),
+            models.Index(fields=["job", "host", "step"], name="output_job_step_idx"),
+        ]
+        verbose_name = _("live output")
+        verbose_name_plural = _("live output")
+
+    def __str__(self) -> str:
+        return f"{self.host} step {self.step} {self.stream}"

@@ -1,4 +1,4 @@
-"""How the record of truth is written: one job row, its parts, one row per host.
+"""How the record of truth is written: one job row, its parts, its hosts and their steps.
 
 This module is the daemon's :class:`omserver.jobs.recorder.Recorder` (the
 ``rundaemon`` command hands it to the engine); the web uses it too.
@@ -8,14 +8,20 @@ the web is created by the web with one part per zone; each zone's daemon claims
 its part and writes its hosts' results into the same job, and whoever closes the
 last part closes the job. Every function here is called from the daemon's
 worker threads (or, for a zone it could not reach, the web); each write is its
-own short transaction so the console sees results as they arrive.
+own short transaction so the console sees steps and lines as they arrive.
+
+Every row written about a job's hosts (host, step, live output) takes the job's
+next sequence number, so a reader asking "what changed after N" misses none.
+A running step's output is kept as it comes (``JobOutput``); the step's own
+result replaces it, or, when the job's end cuts the step short, it becomes the
+step's output.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import close_old_connections, connection, transaction
@@ -28,7 +34,8 @@ from omserverweb.audit.chain import JOBS_SCOPE, ensure_heads, link_hash, locked_
 from omserverweb.audit.jobchain import job_content
 from omserverweb.audit.models import ChainHead
 from omserverweb.inventory.models import Server
-from omserverweb.jobs.models import Job, JobHost, JobPart
+from omserverweb.jobs.models import Job, JobHost, JobOutput, JobPart, JobStep
+from omserverweb.jobs.queries import job_changes
 from omserverweb.modules.models import ModuleDefinition
 
 P = ParamSpec("P")
@@ -101,35 +108,143 @@ def mark_running(job_id: int, part_id: int | None = None) -> None:
     )
 
 
-def save_result(job_id: int, result: Any, *, first: bool) -> None:
-    """Write the host's row: inserted on its ``first`` result, replaced after that.
+def _take_seqs(job_id: int, count: int = 1, *, closed_too: bool = False) -> int | None:
+    """Reserve ``count`` sequence numbers of the job (inside the caller's transaction);
+    the first, or None when the job is closed (a closed job is chained, and changing
+    it would read as tampering)."""
+    jobs = Job.objects.filter(pk=job_id)
+    if not closed_too:
+        jobs = jobs.filter(status__in=ACTIVE_STATUSES)
+    if not jobs.update(last_seq=F("last_seq") + count):
+        return None
+    return Job.objects.filter(pk=job_id).values_list("last_seq", flat=True).get() - count + 1
 
-    Its ``seq`` is the job's next, taken under the job row's lock in the same
-    transaction, so that the daemons of all zones number one job's rows in
-    commit order and a reader polling "after N" misses none. A result that comes
-    after the job was closed (interrupted at shutdown, say) is dropped: a closed
-    job is chained, and changing it would read as tampering.
-    """
+
+@_fresh_connection
+def start_step(job_id: int, step: int, action: str, hosts: list[str], started: float) -> None:
     with transaction.atomic():
-        active = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES)
-        if not active.update(last_seq=F("last_seq") + 1):
+        seq = _take_seqs(job_id, 2 * len(hosts))
+        if seq is None:
             return
-        seq = Job.objects.filter(pk=job_id).values_list("last_seq", flat=True).get()
+        known = set(
+            JobHost.objects.filter(job_id=job_id, host__in=hosts).values_list("host", flat=True)
+        )
+        new = [h for h in hosts if h not in known]
+        JobHost.objects.bulk_create(
+            JobHost(job_id=job_id, host=host, status=HostStatus.RUNNING, seq=seq + n)
+            for n, host in enumerate(new)
+        )
+        at = datetime.fromtimestamp(started, UTC)
+        JobStep.objects.bulk_create(
+            JobStep(
+                job_id=job_id,
+                host=host,
+                number=step,
+                action=action,
+                status=HostStatus.RUNNING,
+                started_at=at,
+                seq=seq + len(hosts) + n,
+            )
+            for n, host in enumerate(hosts)
+        )
+
+
+@_fresh_connection
+def save_output(job_id: int, chunks: list[tuple[str, int, str, str]]) -> None:
+    with transaction.atomic():
+        seq = _take_seqs(job_id, len(chunks))
+        if seq is None:
+            return
+        JobOutput.objects.bulk_create(
+            JobOutput(job_id=job_id, host=host, step=step, stream=stream, text=text, seq=seq + n)
+            for n, (host, step, stream, text) in enumerate(chunks)
+        )
+
+
+@_fresh_connection
+def save_step(job_id: int, result: HostResult) -> None:
+    with transaction.atomic():
+        seq = _take_seqs(job_id)
+        if seq is None:
+            return
         fields = {
+            "action": result.action,
             "status": result.status,
             "rc": result.rc,
             "stdout": result.stdout,
             "stderr": result.stderr,
-            "duration": result.duration,
             "truncated": result.truncated,
+            "duration": result.duration,
             "seq": seq,
         }
-        if first:
-            JobHost.objects.create(job_id=job_id, host=result.host, **fields)
-        else:
-            JobHost.objects.filter(job_id=job_id, host=result.host).update(
-                updated_at=timezone.now(), **fields
-            )
+        if result.started:
+            fields["started_at"] = datetime.fromtimestamp(result.started, UTC)
+        JobStep.objects.update_or_create(
+            job_id=job_id, host=result.host, number=result.step, defaults=fields
+        )
+        JobOutput.objects.filter(job_id=job_id, host=result.host, step=result.step).delete()
+
+
+@_fresh_connection
+def cut_step(job_id: int, host: str, step: int, status: str, note: str) -> None:
+    with transaction.atomic():
+        seq = _take_seqs(job_id)
+        if seq is not None:
+            _cut(JobStep.objects.filter(job_id=job_id, host=host, number=step), status, note, seq)
+
+
+def _cut(steps: QuerySet[JobStep], status: str, note: str, seq: int) -> int:
+    """End running ``steps`` with what they printed live and ``note``; how many."""
+    cut = 0
+    now = timezone.now()
+    for row in steps.filter(status=HostStatus.RUNNING):
+        printed = JobOutput.objects.filter(job_id=row.job_id, host=row.host, step=row.number)
+        text: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        for stream, piece in printed.order_by("seq").values_list("stream", "text"):
+            text[stream].append(piece)
+        stderr = "".join(text["stderr"])
+        row.status, row.stdout = status, "".join(text["stdout"])
+        row.stderr = f"{stderr}\n[{note}]" if stderr else f"[{note}]"
+        row.duration = (now - row.started_at).total_seconds() if row.started_at else 0.0
+        row.seq = seq + cut
+        row.save(update_fields=["status", "stdout", "stderr", "duration", "seq"])
+        printed.delete()
+        cut += 1
+    return cut
+
+
+@_fresh_connection
+def finish_host(job_id: int, host: str, status: str, error: str = "") -> None:
+    with transaction.atomic():
+        seq = _take_seqs(job_id)
+        if seq is not None:
+            _finish_host(job_id, host, status, error, seq)
+
+
+def _finish_host(job_id: int, host: str, status: str, error: str, seq: int) -> None:
+    """The host's row, derived from its steps: the return code of the step that
+    decided (the first not ok, else the last), its time from first start to last
+    end, and whether any step's output was cut."""
+    steps = list(
+        JobStep.objects.filter(job_id=job_id, host=host)
+        .order_by("number")
+        .values("status", "rc", "truncated", "started_at", "duration")
+    )
+    deciding = next((s for s in steps if s["status"] != HostStatus.OK), steps[-1] if steps else {})
+    starts = [s["started_at"] for s in steps if s["started_at"]]
+    ends = [s["started_at"] + timedelta(seconds=s["duration"]) for s in steps if s["started_at"]]
+    JobHost.objects.update_or_create(
+        job_id=job_id,
+        host=host,
+        defaults={
+            "status": status,
+            "rc": deciding.get("rc"),
+            "error": error,
+            "duration": (max(ends) - min(starts)).total_seconds() if starts else 0.0,
+            "truncated": any(s["truncated"] for s in steps),
+            "seq": seq,
+        },
+    )
 
 
 def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
@@ -201,7 +316,7 @@ def _close_part(
         if not closed:
             return
         for host in hosts if failed_hosts else ():
-            save_result(job_id, HostResult(host, HostStatus.FAILED, stderr=error), first=True)
+            finish_host(job_id, host, HostStatus.FAILED, error)
         if not job.parts.filter(status__in=ACTIVE_STATUSES).exists():
             parts = list(job.parts.order_by("zone"))
             ok_hosts = job.results.filter(status=HostStatus.OK).count()
@@ -223,10 +338,33 @@ def link_job(job_id: int) -> None:
     head = locked_heads([JOBS_SCOPE])[JOBS_SCOPE]
     if Job.objects.filter(pk=job_id, chain_pos__isnull=False).exists():
         return
+    _settle(job_id)
     pos = head.length + 1
     digest = link_hash(head.last_hash, job_content(job_id, pos))
     Job.objects.filter(pk=job_id).update(chain_pos=pos, prev_hash=head.last_hash, chain_hash=digest)
     ChainHead.objects.filter(pk=head.pk).update(length=pos, last_hash=digest)
+
+
+def _settle(job_id: int) -> None:
+    """Nothing of a job that ends stays running: steps its daemon could no longer end
+    (a shutdown, a crash) keep what they printed, and their hosts fail, saying why."""
+    job = Job.objects.filter(pk=job_id).values("status", "error").get()
+    reason = f"the job ended ({job['status']}) while this ran" + (
+        f": {job['error']}" if job["error"] else ""
+    )
+    running_steps = JobStep.objects.filter(job_id=job_id, status=HostStatus.RUNNING)
+    running_hosts = list(
+        JobHost.objects.filter(job_id=job_id, status=HostStatus.RUNNING).values_list(
+            "host", flat=True
+        )
+    )
+    count = running_steps.count() + len(running_hosts)
+    if not count:
+        return
+    seq = _take_seqs(job_id, count, closed_too=True)
+    seq += _cut(running_steps, HostStatus.FAILED, reason, seq)
+    for n, host in enumerate(running_hosts):
+        _finish_host(job_id, host, HostStatus.FAILED, reason, seq + n)
 
 
 @_fresh_connection
@@ -253,7 +391,8 @@ def interrupt_unfinished(daemon: str, reason: str, job_ids: Iterable[int] | None
 
 @_fresh_connection
 def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:
-    """Status and the host rows written after ``after``, as plain JSON data."""
+    """Status, and the hosts, steps and live output written after ``after``, as plain
+    JSON data (see :func:`omserverweb.jobs.queries.job_changes`)."""
     job = (
         Job.objects.filter(pk=job_id)
         .values(
@@ -273,14 +412,8 @@ def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:
     )
     if job is None:
         return None
-    rows = list(
-        JobHost.objects.filter(job_id=job_id, seq__gt=after)
-        .order_by("seq")
-        .values("host", "status", "rc", "stdout", "stderr", "duration", "truncated", "seq")
-    )
     for key in ("created_at", "started_at", "finished_at"):
         job[key] = job[key].isoformat() if job[key] else None
     job["module"] = job.pop("module_id")
-    job["results"] = rows
-    job["cursor"] = rows[-1]["seq"] if rows else after
+    job.update(job_changes(job_id, after))
     return job

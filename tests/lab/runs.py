@@ -6,12 +6,13 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from omserver.config import BASE_DIR, Config
 from omserver.jobs import execution
+from omserver.jobs.events import Event, HostDone, Output, StepCut
 from omserver.modules.registry import ModuleRegistry
 from omserver.sdk import HostResult, Target, validate_params
 
@@ -21,22 +22,49 @@ FIXTURE_MODULES = Path(__file__).resolve().parents[1] / "fixtures_modules"
 
 @dataclass
 class JobRun:
-    """Every result a job streamed, with the second it arrived after the start."""
+    """Everything a job streamed, with the second it arrived after the start."""
 
-    events: list[tuple[float, HostResult]] = field(default_factory=list)
+    events: list[tuple[float, Event]] = field(default_factory=list)
     elapsed: float = 0.0
 
     @property
     def final(self) -> dict[str, HostResult]:
-        """Each host's last result: what the daemon's upsert leaves in the table."""
-        return {result.host: result for _, result in self.events}
+        """Each host's end: its last step's result, with the status the host ended with
+        (and the reason, when no step gives it)."""
+        last: dict[str, HostResult] = {}
+        ends: dict[str, HostResult] = {}
+        for _, event in self.events:
+            if isinstance(event, HostResult):
+                last[event.host] = event
+            elif isinstance(event, StepCut):
+                printed = self.printed(event.host, event.step)
+                last[event.host] = HostResult(
+                    event.host, event.status, stdout=printed, stderr=event.note, step=event.step
+                )
+            elif isinstance(event, HostDone):
+                result = last.get(event.host) or HostResult(event.host, event.status)
+                ends[event.host] = replace(
+                    result, status=event.status, stderr=event.error or result.stderr
+                )
+        return ends
 
     def at(self, host: str) -> float:
-        """When the host's first result arrived."""
-        return next(t for t, r in self.events if r.host == host)
+        """When the host's first step result arrived."""
+        return next(t for t, r in self.events if isinstance(r, HostResult) and r.host == host)
 
     def of(self, host: str) -> list[HostResult]:
-        return [r for _, r in self.events if r.host == host]
+        """The host's step results, in order."""
+        return [r for _, r in self.events if isinstance(r, HostResult) and r.host == host]
+
+    def printed(self, host: str, step: int, stream: str = "stdout") -> str:
+        """What the step printed on ``stream`` while it ran (the live output)."""
+        return "".join(
+            text
+            for _, event in self.events
+            if isinstance(event, Output)
+            for h, n, s, text in event.chunks
+            if (h, n, s) == (host, step, stream)
+        )
 
 
 def run_module(
@@ -53,10 +81,10 @@ def run_module(
     clean = validate_params(module.params, params or {})
     run = JobRun()
     started = time.monotonic()
-    for result in execution.execute(
+    for event in execution.execute(
         module, targets, clean, config=config, timeout=timeout, cancel=cancel
     ):
-        run.events.append((time.monotonic() - started, result))
+        run.events.append((time.monotonic() - started, event))
     run.elapsed = time.monotonic() - started
     return run
 

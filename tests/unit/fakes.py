@@ -14,10 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from omserver.jobs.events import Event, HostDone, StepStarted
 from omserver.modules.metadata import LoadedModule
 from omserver.modules.registry import NoSuchModule
 from omserver.sdk import HostResult, Target
-from omserver.vocabulary import ACTIVE_STATUSES, JobStatus
+from omserver.vocabulary import ACTIVE_STATUSES, HostStatus, JobStatus
 
 TAG = [{"name": "tag", "type": "str", "default": ""}]  # names a job in the executor's log
 
@@ -54,7 +55,9 @@ class RecordedJob:
     fields: dict[str, Any]
     error: str = ""
     rollout_stop: str = ""
-    results: dict[str, HostResult] = field(default_factory=dict)
+    hosts: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> status, error
+    steps: dict[tuple[str, int], HostResult] = field(default_factory=dict)
+    output: list[tuple[str, int, str, str]] = field(default_factory=list)
 
 
 class MemoryRecorder:
@@ -88,12 +91,39 @@ class MemoryRecorder:
             if self.jobs[job_id].status == JobStatus.QUEUED:
                 self.jobs[job_id].status = JobStatus.RUNNING
 
-    def save_result(self, job_id: int, result: HostResult, *, first: bool) -> None:
+    def _active(self, job_id: int) -> RecordedJob | None:
+        job = self.jobs[job_id]
+        return job if job.status in ACTIVE_STATUSES else None
+
+    def start_step(
+        self, job_id: int, step: int, action: str, hosts: list[str], started: float
+    ) -> None:
         with self._lock:
-            job = self.jobs[job_id]
-            if job.status in ACTIVE_STATUSES:
-                assert first == (result.host not in job.results)
-                job.results[result.host] = result
+            if job := self._active(job_id):
+                for host in hosts:
+                    job.hosts.setdefault(host, {"status": HostStatus.RUNNING, "error": ""})
+                    job.steps[host, step] = HostResult(host, HostStatus.RUNNING, step=step)
+
+    def save_output(self, job_id: int, chunks: list[tuple[str, int, str, str]]) -> None:
+        with self._lock:
+            if job := self._active(job_id):
+                job.output += chunks
+
+    def save_step(self, job_id: int, result: HostResult) -> None:
+        with self._lock:
+            if job := self._active(job_id):
+                job.steps[result.host, result.step] = result
+
+    def cut_step(self, job_id: int, host: str, step: int, status: str, note: str) -> None:
+        with self._lock:
+            if job := self._active(job_id):
+                printed = "".join(t for h, n, _, t in job.output if (h, n) == (host, step))
+                job.steps[host, step] = HostResult(host, status, stdout=printed, stderr=note)
+
+    def finish_host(self, job_id: int, host: str, status: str, error: str = "") -> None:
+        with self._lock:
+            if job := self._active(job_id):
+                job.hosts[host] = {"status": status, "error": error}
 
     def finish_job(self, job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
         with self._lock:
@@ -127,7 +157,8 @@ class MemoryRecorder:
                 "status": job.status,
                 "error": job.error,
                 "rollout_stop": job.rollout_stop,
-                "results": [vars(r).copy() for r in job.results.values()],
+                "results": [{"host": h, **row} for h, row in job.hosts.items()],
+                "steps": [vars(r).copy() for r in job.steps.values()],
             }
 
 
@@ -162,7 +193,7 @@ class ScriptedExecutor:
         config: Any,
         timeout: float,
         cancel: threading.Event,
-    ) -> Iterator[HostResult]:
+    ) -> Iterator[Event]:
         tag, hosts = params["tag"], tuple(t.hostname for t in targets)
         with self._lock:
             self.log.append(("start", tag, hosts))
@@ -172,14 +203,16 @@ class ScriptedExecutor:
         if tag in self.gates:
             self.running[tag].set()
             ended = _first_of(self.gates[tag], cancel, timeout=timeout)
+        yield StepStarted(1, "scripted", hosts, time.time())
         for host in hosts:
             if cancel.is_set():
-                yield HostResult(host, "failed", stderr="cancelled")
+                yield HostDone(host, HostStatus.CANCELLED, "cancelled")
             elif not ended:
-                yield HostResult(host, "timeout", stderr="stopped at the job's timeout")
+                yield HostDone(host, HostStatus.TIMEOUT, "stopped at the job's timeout")
             else:
                 status = self.outcomes.get(host, "ok")
-                yield HostResult(host, status, 0 if status == "ok" else 1)
+                yield HostResult(host, status, 0 if status == "ok" else 1, step=1)
+                yield HostDone(host, status)
         with self._lock:
             self.log.append(("end", tag, hosts))
 

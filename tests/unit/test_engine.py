@@ -70,7 +70,7 @@ def ended(engine: Engine, job_id: int) -> dict[str, Any]:
 
 def not_run(state: dict[str, Any]) -> dict[str, str]:
     """Host -> why, for the hosts the job never reached."""
-    return {r["host"]: r["stderr"] for r in state["results"] if r["status"] == "not_run"}
+    return {r["host"]: r["error"] for r in state["results"] if r["status"] == "not_run"}
 
 
 def wait_running(executor: ScriptedExecutor, tag: str) -> None:
@@ -178,9 +178,9 @@ def test_a_job_cancelled_while_it_runs_ends_cancelled(make_engine, executor) -> 
     engine.cancel(job_id)
     state = ended(engine, job_id)
     assert state["status"] == "cancelled"
-    assert {r["host"]: r["stderr"] for r in state["results"]} == {
-        "h1": "cancelled",
-        "h2": "cancelled",
+    assert {r["host"]: (r["status"], r["error"]) for r in state["results"]} == {
+        "h1": ("cancelled", "cancelled"),
+        "h2": ("cancelled", "cancelled"),
     }
 
 
@@ -260,7 +260,7 @@ def test_shutdown_interrupts_what_it_could_not_finish_and_refuses_new_jobs(
     engine.shutdown(grace=0.2)
     assert recorder.jobs[running].status == "interrupted"
     assert recorder.jobs[queued].status == "interrupted"
-    assert recorder.jobs[running].results == {}  # the late "cancelled" result was dropped
+    assert recorder.jobs[running].hosts == {}  # the late "cancelled" end was dropped
     with pytest.raises(SubmitError) as refused:
         submit(engine, "late", ["h1"])
     assert refused.value.code == "unavailable"
