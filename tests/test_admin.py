@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from omserverweb.audit.models import CommandEvent
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
-from omserverweb.jobs.models import Job, JobHost
+from omserverweb.jobs.models import Job, JobHost, JobStep
 from omserverweb.modules.models import ModuleDefinition
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,8 @@ def demo() -> Job:
     Server.objects.create(hostname="www-01", lan_ip="10.0.0.1", app_category=app)
     module = ModuleDefinition.objects.create(id=1003, name="View OS version")
     job = Job.objects.create(module=module, requested_by="alice", client="web", targets=["www-01"])
-    JobHost.objects.create(job=job, host="www-01", status="ok", rc=0, stdout="Debian")
+    JobHost.objects.create(job=job, host="www-01", status="ok", rc=0)
+    JobStep.objects.create(job=job, host="www-01", number=1, status="ok", rc=0, stdout="Debian")
     CommandEvent.objects.create(
         host="www-01", user="root", command="uptime", event_time=timezone.now(), seq=1
     )

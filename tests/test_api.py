@@ -7,7 +7,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from omserverweb.inventory.models import AppCategory, Server
-from omserverweb.jobs.models import Job, JobHost
+from omserverweb.jobs.models import Job, JobHost, JobOutput, JobStep
 from omserverweb.modules.models import ModuleDefinition
 from tests.conftest import WWW_HOSTS
 
@@ -246,10 +246,11 @@ def test_run_through_the_daemon_records_each_host(bob, web_daemon) -> None:
     assert job["client"] == "web"
     assert sorted(r["host"] for r in job["results"]) == sorted(WWW_HOSTS)
     results = client.get(f"/api/jobs/{job['id']}/results/?after=0").data
-    assert results["total"] == 2
+    assert (results["total"], results["finished"]) == (2, 2)
     assert len(results["results"]) == 2
-    newest = max(r["seq"] for r in results["results"])
-    assert client.get(f"/api/jobs/{job['id']}/results/?after={newest}").data["results"] == []
+    assert [(s["number"], s["status"]) for s in results["steps"]] == [(1, "ok"), (1, "ok")]
+    later = client.get(f"/api/jobs/{job['id']}/results/?after={results['cursor']}").data
+    assert (later["results"], later["steps"], later["output"]) == ([], [], [])
 
 
 @pytest.mark.salt
@@ -296,9 +297,36 @@ def test_results_come_in_pages_with_a_flag_to_ask_again(alice, inventory) -> Non
     client = api_as(alice)
     first = client.get(f"/api/jobs/{job.pk}/results/?after=0").data
     assert (len(first["results"]), first["more"]) == (50, True)
-    rest = client.get(f"/api/jobs/{job.pk}/results/?after={first['results'][-1]['seq']}").data
+    rest = client.get(f"/api/jobs/{job.pk}/results/?after={first['cursor']}").data
     assert (len(rest["results"]), rest["more"]) == (10, False)
     assert [r["seq"] for r in first["results"] + rest["results"]] == list(range(1, 61))
+
+
+def test_a_page_cut_in_one_kind_of_row_holds_back_the_later_rows_of_the_others(
+    alice, inventory
+) -> None:
+    """Hosts, steps and live output share one sequence: a page cut after the 500th
+    piece of output must not hand over a step row written after piece 501."""
+    job = Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=["h"])
+    JobHost.objects.create(job=job, host="h", status="running", seq=1)
+    JobStep.objects.create(job=job, host="h", number=1, status="running", seq=2)
+    JobOutput.objects.bulk_create(
+        JobOutput(job=job, host="h", step=1, stream="stdout", text=f"{n}\n", seq=2 + n)
+        for n in range(1, 601)
+    )
+    JobStep.objects.create(job=job, host="h", number=2, status="running", seq=700)
+    client = api_as(alice)
+    seen, after, pages = [], 0, 0
+    while True:
+        page = client.get(f"/api/jobs/{job.pk}/results/?after={after}").data
+        pages += 1
+        seen += [row["seq"] for key in ("results", "steps", "output") for row in page[key]]
+        after = page["cursor"]
+        if not page["more"]:
+            break
+    assert pages == 2
+    assert sorted(seen) == [1, 2, *range(3, 603), 700]
+    assert len(seen) == len(set(seen))
 
 
 def test_a_rerun_on_a_host_no_longer_in_the_inventory_is_a_400(bob, inventory) -> None:

@@ -13,7 +13,7 @@ from omserverweb.audit import ingest, services
 from omserverweb.audit.models import CommandEvent
 from omserverweb.audit.tokens import TokenCoverage
 from omserverweb.jobs import recorder
-from omserverweb.jobs.models import Job, JobHost
+from omserverweb.jobs.models import Job, JobHost, JobStep
 
 pytestmark = pytest.mark.django_db
 
@@ -101,12 +101,15 @@ def test_finished_jobs_are_chained_and_an_edit_is_named(inventory) -> None:
     ids = []
     for n in range(3):
         job_id = recorder.create_job(module_id=1003, requested_by="alice", client="web")
-        JobHost.objects.create(job_id=job_id, host="bbs-01", status="ok", stdout=f"out {n}")
+        JobHost.objects.create(job_id=job_id, host="bbs-01", status="ok")
+        JobStep.objects.create(
+            job_id=job_id, host="bbs-01", number=1, status="ok", stdout=f"out {n}"
+        )
         recorder.finish_job(job_id, "succeeded")
         ids.append(job_id)
     assert list(Job.objects.order_by("chain_pos").values_list("id", flat=True)) == ids
     assert services.verify_all() == []
-    raw_sql("UPDATE jobs_jobhost SET stdout = 'forged' WHERE job_id = %s", ids[1])
+    raw_sql("UPDATE jobs_jobstep SET stdout = 'forged' WHERE job_id = %s", ids[1])
     [problem] = services.verify_all()
     assert (problem.chain, problem.record, problem.reason) == ("jobs", ids[1], "record altered")
 

@@ -52,7 +52,8 @@ def test_run_prints_each_host_and_exits_0_when_all_succeed(omserver) -> None:
     assert done.returncode == 0, done.stderr
     first_line = Path("/etc/issue").read_text().splitlines()[0]
     for host in WWW_HOSTS:
-        assert f"[ok] {host}" in done.stdout
+        assert f"== {host} [ok]" in done.stdout
+        assert f"{host}#1 | {first_line}" in done.stdout
     assert done.stdout.count(first_line) == len(WWW_HOSTS)
     assert "succeeded" in done.stdout
 
@@ -75,7 +76,7 @@ def test_run_exits_non_zero_when_a_parameter_is_refused(omserver) -> None:
 def test_run_exits_non_zero_when_a_host_fails(omserver) -> None:
     done = omserver("run", "1006", "--hosts", WWW_HOSTS[0], "--param", "service=haproxy")
     assert done.returncode == 1
-    assert f"[failed] {WWW_HOSTS[0]}" in done.stdout
+    assert f"== {WWW_HOSTS[0]} [failed]" in done.stdout
 
 
 def test_modules_lists_the_classic_modules(omserver) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import signal
 import threading
 import time
@@ -19,47 +18,15 @@ import pytest
 import rpyc
 
 from omserver.client import Client, InvalidParameters, InvalidRequest, UnknownModule
-from omserver.config import BASE_DIR
 from omserver.protocol import wire
 from omserverweb.audit.jobchain import verify_jobs
-from omserverweb.jobs.models import Job, JobHost
+from omserverweb.jobs.models import Job, JobHost, JobStep
 from tests.daemon_process import RunningDaemon, running_daemon
+from tests.lab.fixtures import modules_folder
 from tests.lab.procs import wait_for
+from tests.records import stdout_of, steps_of
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
-
-ENGINE_MODULES = Path(__file__).parent / "engine_modules"
-
-
-def modules_folder(root: Path) -> Path:
-    """The shipped modules plus the engine's test modules (sleep, exclusive, fail-on)."""
-    folder = root / "modules"
-    shutil.copytree(BASE_DIR / "modules", folder)
-    shutil.copytree(ENGINE_MODULES, folder, dirs_exist_ok=True)
-    return folder
-
-
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("saltstack", marks=pytest.mark.salt),
-        pytest.param("ansible", marks=pytest.mark.ssh),
-    ],
-)
-def lab_daemon(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, test_database_url
-) -> Iterator[tuple[RunningDaemon, list[dict]]]:
-    """A daemon on one backend's lab, with its targets as clients send them."""
-    lab = request.getfixturevalue("salt_lab" if request.param == "saltstack" else "ssh_lab")
-    root = tmp_path_factory.mktemp(f"daemon-{request.param}")
-    env = {
-        **lab.settings(),
-        "OMSERVER_DAEMON_MODULES_DIR": str(modules_folder(root)),
-        "OMSERVER_DAEMON_NAME": f"zone-{request.param}",
-        "OMSERVER_DAEMON_WORKERS": "4",
-    }
-    with running_daemon(root / "var", env, database_url=test_database_url) as daemon:
-        yield daemon, [t.to_dict() for t in lab.targets]
 
 
 @pytest.fixture
@@ -82,16 +49,19 @@ def test_run_returns_each_hosts_result_and_records_who_asked(client, targets) ->
     state = client.run(1003, targets, requested_by="alice", timeout=60)
     first_line = Path("/etc/issue").read_text().splitlines()[0]
     assert state["status"] == "succeeded"
-    assert {r["host"]: (r["status"], r["stdout"].strip()) for r in state["results"]} == {
-        t["hostname"]: ("ok", first_line) for t in targets
-    }
+    assert {
+        r["host"]: (r["status"], stdout_of(state, r["host"]).strip()) for r in state["results"]
+    } == {t["hostname"]: ("ok", first_line) for t in targets}
     job = Job.objects.get(pk=state["id"])
     assert (job.requested_by, job.client, job.status) == ("alice", "ops-tool", "succeeded")
     assert job.targets == [t["hostname"] for t in targets]
     assert job.started_at <= job.finished_at
     rows = JobHost.objects.filter(job=job)
     assert sorted(r.host for r in rows) == sorted(t["hostname"] for t in targets)
-    assert all(r.rc == 0 and r.stdout.strip() == first_line for r in rows)
+    assert all(r.rc == 0 for r in rows)
+    steps = JobStep.objects.filter(job=job)
+    assert all(s.number == 1 and s.stdout.strip() == first_line for s in steps)
+    assert all(s.action.startswith("sh: ") for s in steps)  # module 1003 is one ctx.shell
 
 
 def test_submit_answers_with_the_job_id_before_the_job_ends(client, targets) -> None:
@@ -119,9 +89,9 @@ def test_cancel_stops_a_running_job(client, targets) -> None:
     state = client.wait(job_id, timeout=30, check=False)
     assert state["status"] == "cancelled"
     assert {r["host"] for r in state["results"]} == {t["hostname"] for t in targets}
-    # failed as the step was stopped, or not run when the cancel came before it began
-    assert {r["status"] for r in state["results"]} <= {"failed", "not_run"}
-    assert all("cancelled" in r["stderr"] for r in state["results"])
+    # cancelled as its step was stopped, or not run when the cancel came before it began
+    assert {r["status"] for r in state["results"]} <= {"cancelled", "not_run"}
+    assert all("cancelled" in r["error"] for r in state["results"])
     assert Job.objects.get(pk=job_id).status == "cancelled"
 
 
@@ -136,7 +106,8 @@ def test_hosts_a_cancel_kept_from_running_are_listed_with_why(client, targets) -
     results = {r["host"]: r for r in state["results"]}
     assert set(results) == {t["hostname"] for t in targets}
     later = results[targets[1]["hostname"]]
-    assert (later["status"], later["stderr"]) == ("not_run", "not run: cancelled")
+    assert (later["status"], later["error"]) == ("not_run", "not run: cancelled")
+    assert steps_of(state, later["host"]) == []
 
 
 def test_a_client_with_a_short_socket_timeout_still_waits_out_a_longer_job(
@@ -170,7 +141,7 @@ def test_rollout_stops_after_the_canary_fails(client, targets) -> None:
     assert results[canary]["status"] == "failed"
     others = [results[t["hostname"]] for t in targets[1:]]  # nobody else was touched
     assert [(r["status"], r["rc"]) for r in others] == [("not_run", None)] * len(others)
-    assert all(r["stderr"].startswith("not run: the rollout stopped after") for r in others)
+    assert all(r["error"].startswith("not run: the rollout stopped after") for r in others)
     assert "canary" in state["rollout_stop"]
     job = Job.objects.get(pk=state["id"])
     assert "1 of 1 hosts failed" in job.rollout_stop
@@ -196,7 +167,7 @@ def test_job_processes_are_reused_but_module_state_never_carries_over(client, ta
     seen = []
     for _ in range(3):
         state = client.run(9104, targets[:1], timeout=60)
-        count, pid = state["results"][0]["stdout"].split()
+        count, pid = stdout_of(state, targets[0]["hostname"]).split()
         assert count == "1"  # a fresh import of the module for every job
         seen.append(pid)
     assert len(set(seen)) < 3  # a process whose job ended cleanly took the next one
@@ -205,7 +176,7 @@ def test_job_processes_are_reused_but_module_state_never_carries_over(client, ta
 def test_a_module_that_raises_fails_its_hosts_and_the_next_job_runs(client, targets) -> None:
     failed = client.run(9105, targets, timeout=60, check=False)
     assert failed["status"] == "failed"
-    assert all("ValueError: this module always fails" in r["stderr"] for r in failed["results"])
+    assert all("ValueError: this module always fails" in r["error"] for r in failed["results"])
     state = client.run(1003, targets, timeout=60)
     assert state["status"] == "succeeded"
 

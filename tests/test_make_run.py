@@ -112,7 +112,8 @@ def test_make_run_serves_the_console_and_runs_module_1003(tmp_path: Path, free_p
         output, _ = process.communicate(timeout=60)
     assert job["status"] == "succeeded", (job, output)
     first_line = Path("/etc/issue").read_text().splitlines()[0]
-    assert [r["stdout"].strip() for r in job["results"]] == [first_line, first_line]
+    steps = browser.api(f"/api/jobs/{job['id']}/results/")["steps"]
+    assert [s["stdout"].strip() for s in steps] == [first_line, first_line]
     assert "Loaded the demo data" in output
     assert "Admin account: admin / " in output
     # For a person: the closing block, and no uWSGI banner or daemon log burying it.
@@ -127,4 +128,4 @@ def test_make_run_serves_the_console_and_runs_module_1003(tmp_path: Path, free_p
     # The local CLI's own key (client "cli"), private to its owner.
     assert (data_dir / "cli-client.key").stat().st_mode & 0o777 == 0o600
     assert cli.returncode == 0, cli.stdout + cli.stderr
-    assert f"  | {first_line}" in cli.stdout
+    assert f"www-01#1 | {first_line}" in cli.stdout

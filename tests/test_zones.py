@@ -103,7 +103,7 @@ def test_one_job_across_two_zones_then_one_zone_down(two_zones, alice) -> None:
     assert all(by_host[h]["status"] == "ok" for h in WWW_HOSTS)
     reason = f"zone dc2: master-control daemon unreachable at {two_zones.address}"
     assert by_host[DC2_HOST]["status"] == "failed"
-    assert reason in by_host[DC2_HOST]["stderr"]
+    assert reason in by_host[DC2_HOST]["error"]
     assert reason in job["error"]
     assert {p["zone"]: p["status"] for p in job["parts"]} == {"dc1": "succeeded", "dc2": "failed"}
     page = logged_in(alice).get(f"/jobs/{job['id']}/").content.decode()
@@ -289,6 +289,6 @@ def test_a_part_the_web_never_delivered_is_failed_by_a_daemon(
         wait_for(lambda: Job.objects.get(pk=job.pk).status == "failed", 20, "the sweep")
     results = JobHost.objects.filter(job=job).order_by("host")
     assert [(r.host, r.status) for r in results] == [(h, "failed") for h in WWW_HOSTS]
-    assert all("never" not in r.stderr and "handed" in r.stderr for r in results)
+    assert all("never" not in r.error and "handed" in r.error for r in results)
     assert Job.objects.get(pk=fresh.pk).status == "queued"
     assert JobPart.objects.get(job=fresh).daemon == ""

@@ -1,12 +1,15 @@
-"""Session-scoped pytest fixtures over the lab parts (real Salt, real sshd).
+"""Pytest fixtures over the lab parts (real Salt, real sshd) and daemons on them.
 
 ``backend_lab`` runs a test once per backend: Salt (marked ``salt``) and
 Ansible over SSH (marked ``ssh``); each parameter starts only its own lab.
+``lab_daemon`` does the same with a real daemon on that lab, recording into
+the test database, for each test module that uses it.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from omserver.config import Config
+from omserver.config import BASE_DIR, Config
 from omserver.sdk import Target
+from tests.daemon_process import RunningDaemon, running_daemon
 from tests.lab.salt import SaltLab
 from tests.lab.service import LabService
 from tests.lab.sshd import SshLab
@@ -88,6 +92,40 @@ def backend_lab(request: pytest.FixtureRequest, tmp_path: Path) -> BackendLab:
         )
     ssh: SshLab = request.getfixturevalue("ssh_lab")
     return BackendLab("ansible", ssh.targets, ssh.settings(), ssh.files_dir, ssh, tmp_path)
+
+
+ENGINE_MODULES = Path(__file__).resolve().parents[1] / "engine_modules"
+
+
+def modules_folder(root: Path) -> Path:
+    """The shipped modules plus the engine's test modules (sleep, exclusive, fail-on)."""
+    folder = root / "modules"
+    shutil.copytree(BASE_DIR / "modules", folder)
+    shutil.copytree(ENGINE_MODULES, folder, dirs_exist_ok=True)
+    return folder
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("saltstack", marks=pytest.mark.salt),
+        pytest.param("ansible", marks=pytest.mark.ssh),
+    ],
+)
+def lab_daemon(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, test_database_url
+) -> Iterator[tuple[RunningDaemon, list[dict]]]:
+    """A daemon on one backend's lab, with its targets as clients send them."""
+    lab = request.getfixturevalue("salt_lab" if request.param == "saltstack" else "ssh_lab")
+    root = tmp_path_factory.mktemp(f"daemon-{request.param}")
+    env = {
+        **lab.settings(),
+        "OMSERVER_DAEMON_MODULES_DIR": str(modules_folder(root)),
+        "OMSERVER_DAEMON_NAME": f"zone-{request.param}",
+        "OMSERVER_DAEMON_WORKERS": "4",
+    }
+    with running_daemon(root / "var", env, database_url=test_database_url) as daemon:
+        yield daemon, [t.to_dict() for t in lab.targets]
 
 
 def _toml(value: Any) -> str:
