@@ -65,9 +65,11 @@ def compare(ours: Callable[[], object], theirs: Callable[[], object], rounds: in
     return statistics.median(mine) / statistics.median(other)
 
 
-def check(results: list[HostResult], hosts: int) -> None:
+def check(events: list[object], hosts: int) -> None:
+    """Every host ran its step ok (``events``: step results, or all a job streamed)."""
+    results = [e for e in events if isinstance(e, HostResult)]
     if len(results) != hosts or any(not r.ok for r in results):
-        raise SystemExit(f"a benchmark run failed: {results}")
+        raise SystemExit(f"a benchmark run failed: {events}")
 
 
 def in_process_context(config: Config, targets: list[Target]) -> Callable[[], None]:

@@ -298,6 +298,48 @@ RENAME TABLE `jobs_hostresult` TO `jobs_jobhost`;
 --
 -- (no-op)
 --
+-- Add field record_format to job
+--
+ALTER TABLE `jobs_job` ADD COLUMN `record_format` smallint UNSIGNED DEFAULT 1 NOT NULL CHECK (`record_format` >= 0);
+ALTER TABLE `jobs_job` ALTER COLUMN `record_format` DROP DEFAULT;
+--
+-- Alter field record_format on job
+--
+-- (no-op)
+--
+-- Add field error to jobhost
+--
+ALTER TABLE `jobs_jobhost` ADD COLUMN `error` longtext NOT NULL;
+--
+-- Alter field status on jobhost
+--
+-- (no-op)
+--
+-- Create model JobOutput
+--
+CREATE TABLE `jobs_joboutput` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `host` varchar(253) NOT NULL, `step` integer UNSIGNED NOT NULL CHECK (`step` >= 0), `stream` varchar(6) NOT NULL, `text` longtext NOT NULL, `seq` integer UNSIGNED NOT NULL CHECK (`seq` >= 0), `job_id` bigint NOT NULL);
+--
+-- Create model JobStep
+--
+CREATE TABLE `jobs_jobstep` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `host` varchar(253) NOT NULL, `number` integer UNSIGNED NOT NULL CHECK (`number` >= 0), `action` longtext NOT NULL, `status` varchar(12) NOT NULL, `rc` integer NULL, `stdout` longtext NOT NULL, `stderr` longtext NOT NULL, `truncated` bool NOT NULL, `started_at` datetime(6) NULL, `duration` double precision NOT NULL, `seq` integer UNSIGNED NOT NULL CHECK (`seq` >= 0), `job_id` bigint NOT NULL, CONSTRAINT `uniq_step_job_host` UNIQUE (`job_id`, `host`, `number`));
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
+--
+-- Remove field stderr from jobhost
+--
+ALTER TABLE `jobs_jobhost` DROP COLUMN `stderr`;
+--
+-- Remove field stdout from jobhost
+--
+ALTER TABLE `jobs_jobhost` DROP COLUMN `stdout`;
+ALTER TABLE `jobs_joboutput` ADD CONSTRAINT `jobs_joboutput_job_id_b1799618_fk_jobs_job_id` FOREIGN KEY (`job_id`) REFERENCES `jobs_job` (`id`);
+CREATE INDEX `output_job_seq_idx` ON `jobs_joboutput` (`job_id`, `seq`);
+CREATE INDEX `output_job_step_idx` ON `jobs_joboutput` (`job_id`, `host`, `step`);
+ALTER TABLE `jobs_jobstep` ADD CONSTRAINT `jobs_jobstep_job_id_dccb215d_fk_jobs_job_id` FOREIGN KEY (`job_id`) REFERENCES `jobs_job` (`id`);
+CREATE INDEX `step_job_seq_idx` ON `jobs_jobstep` (`job_id`, `seq`);
+--
 -- Create model Session
 --
 CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL);

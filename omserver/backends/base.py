@@ -23,6 +23,8 @@ from omserver.sdk.steps import Step
 
 Emit = Callable[[HostResult], None]
 Output = Callable[[str, str, str], None]  # (host, "stdout" or "stderr", text)
+# None instead of an Output: no live output wanted (modules.live_output = false), so the
+# backend runs the step with its engine's plain call.
 
 
 class Backend(ABC):

@@ -154,7 +154,7 @@ def _run_one(outbox: _Outbox, config: Config, job: JobOrder, backend: Backend) -
             output_limit=config["modules.output_limit"],
             emit=lambda result: outbox.send("result", result.to_dict()),
             announce=lambda *step: outbox.send("step", (*step, time.time())),
-            output=outbox.output,
+            output=outbox.output if config["modules.live_output"] else None,
             secrets=job.secrets,
             log=module_log,
         )

@@ -51,7 +51,7 @@ class Context:
         output_limit: int,
         emit: Callable[[HostResult], None],
         announce: Announce = lambda step, action, hosts: None,
-        output: Output = lambda host, step, stream, text: None,
+        output: Output | None = None,
         secrets: Sequence[str] = (),
         log: logging.Logger | None = None,
     ) -> None:
@@ -168,7 +168,7 @@ class Context:
                 self._accept(result, results)
 
         def output(host: str, stream: str, text: str) -> None:
-            if host in names and host not in results:
+            if host in names and host not in results and self._output is not None:
                 self._output(host, number, stream, self._mask(text))
 
         remaining = self._deadline - time.monotonic()
@@ -178,7 +178,12 @@ class Context:
                 accept(HostResult(name, "timeout", stderr="the job ran out of time"))
         else:
             self._backend.run(
-                step, targets, timeout=budget, output_limit=self._limit, emit=accept, output=output
+                step,
+                targets,
+                timeout=budget,
+                output_limit=self._limit,
+                emit=accept,
+                output=output if self._output is not None else None,
             )
         return results
 
