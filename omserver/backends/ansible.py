@@ -9,9 +9,14 @@ object as each host finishes. Isolation is the job's child process, which the
 daemon kills at the timeout; Ansible's own workers run in their own sessions
 and are stopped by its SIGTERM handler.
 
+A Command step runs as our ``omserver_command`` action
+(:mod:`omserver.backends.ansible_stream`), which streams the command's output
+back while it runs; with no live output wanted (``output`` None) it is
+Ansible's own ``command`` module, as Copy and Service steps are its modules.
+
 Untrusted values stay literal: Ansible 2.19 renders templates only from
-trusted sources (files it loads), never from strings built here, and the
-``command`` module gets ``argv`` with ``expand_argument_vars`` off.
+trusted sources (files it loads), never from strings built here, and a
+command's ``argv`` reaches the host quoted word by word.
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ from ansible.module_utils.common.collections import ImmutableDict
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play import Play
 from ansible.plugins.callback import CallbackBase
-from ansible.plugins.loader import init_plugin_loader
+from ansible.plugins.loader import action_loader, init_plugin_loader
 from ansible.vars.manager import VariableManager
 
-from omserver.backends.base import Backend, Emit
+from omserver.backends import ansible_plugins
+from omserver.backends.ansible_stream import ACTION, LiveChannel
+from omserver.backends.base import Backend, Emit, Output
 from omserver.config import Config
 from omserver.sdk import HostResult, Target, cap_output
 from omserver.sdk.steps import Command, Copy, Service, Step
@@ -60,6 +67,7 @@ class AnsibleBackend(Backend):
         super().__init__(config)
         if not _plugins_ready:
             init_plugin_loader([])
+            action_loader.add_directory(str(Path(ansible_plugins.__file__).parent))
             _plugins_ready = True
         self._loader = DataLoader()
         self._files_dir = Path(config["ansible.files_dir"])
@@ -75,6 +83,7 @@ class AnsibleBackend(Backend):
         timeout: float,
         output_limit: int,
         emit: Emit,
+        output: Output | None,
     ) -> None:
         started = time.monotonic()
         names = [t.hostname for t in targets]
@@ -83,15 +92,25 @@ class AnsibleBackend(Backend):
             for name in names:
                 emit(HostResult(name, "failed", stderr=missing))
             return
-        collector = _Collector(emit, output_limit, started)
-        error = self._play(step, targets, timeout, collector)
+        live = LiveChannel(output) if isinstance(step, Command) and output is not None else None
+        collector = _Collector(emit, output_limit, started, live)
+        task = self._task(step, timeout, started + timeout, output_limit, live)
+        try:
+            error = self._play(task, targets, timeout, collector)
+        finally:
+            if live is not None:
+                live.close()
         for name in names:
             if name not in collector.done:
                 error = error or "ansible reported no result for this host"
                 emit(HostResult(name, "failed", duration=time.monotonic() - started, stderr=error))
 
     def _play(
-        self, step: Step, targets: Sequence[Target], timeout: float, collector: _Collector
+        self,
+        task: dict[str, Any],
+        targets: Sequence[Target],
+        timeout: float,
+        collector: _Collector,
     ) -> str:
         """Run a one-task play on ``targets``; an error that stopped Ansible, or ""."""
         inventory = InventoryManager(loader=self._loader, sources=[], parse=False)
@@ -106,7 +125,7 @@ class AnsibleBackend(Backend):
                 "name": "omserver",
                 "hosts": [t.hostname for t in targets],
                 "gather_facts": False,
-                "tasks": [self._task(step, timeout)],
+                "tasks": [task],
             },
             variable_manager=variables,
             loader=self._loader,
@@ -142,6 +161,7 @@ class AnsibleBackend(Backend):
                 return f"ansible: {exc}"
             finally:
                 tqm.cleanup()
+                tqm._connection_lockfile.close()  # Ansible leaves it to the process's exit
         return ""
 
     def _host_vars(self, target: Target, timeout: float) -> dict[str, Any]:
@@ -166,11 +186,30 @@ class AnsibleBackend(Backend):
             variables["ansible_ssh_common_args"] = f"-o UserKnownHostsFile={known_hosts}"
         return variables
 
-    def _task(self, step: Step, timeout: float) -> dict[str, Any]:
-        task: dict[str, Any] = {
-            "name": type(step).__name__.lower(),
-            "timeout": max(1, math.ceil(timeout)),
-        }
+    def _task(
+        self,
+        step: Step,
+        timeout: float,
+        deadline: float,
+        limit: int,
+        live: LiveChannel | None,
+    ) -> dict[str, Any]:
+        task: dict[str, Any] = {"name": type(step).__name__.lower()}
+        if live is not None:
+            assert isinstance(step, Command)
+            # no task timeout: the action keeps the deadline itself, and keeps the output
+            task.update(
+                action=ACTION,
+                args={
+                    "argv": list(step.argv),
+                    "env": dict(step.env),
+                    "deadline": deadline,  # monotonic: one clock for the workers we fork
+                    "limit": limit,
+                    "channel": live.fd,
+                },
+            )
+            return task
+        task["timeout"] = max(1, math.ceil(timeout))
         if isinstance(step, Command):
             task.update(
                 action="command",
@@ -209,29 +248,33 @@ def _process_state_kept() -> Iterator[None]:
 
 
 class _Collector(CallbackBase):
-    """Turns Ansible's per-host callbacks into HostResults, capped as they arrive."""
+    """Turns Ansible's per-host callbacks into HostResults, capped as they arrive;
+    a host's live output is all delivered before its result."""
 
-    def __init__(self, emit: Emit, limit: int, started: float) -> None:
+    def __init__(self, emit: Emit, limit: int, started: float, live: LiveChannel | None) -> None:
         super().__init__()
         self._init_callback_methods()
         self._emit = emit
         self._limit = limit
         self._started = started
+        self._live = live
         self.done: set[str] = set()
 
     def _report(self, result: Any, status: str) -> None:
         data = result.result
         name = result.host.name
+        if self._live is not None:
+            self._live.settle(name)
         stdout, cut_out = cap_output(str(data.get("stdout") or ""), self._limit)
         stderr = data.get("stderr") or ""
-        if status != "ok" and not stderr:
-            stderr = data.get("msg") or ""
+        rc = data.get("rc")
+        if status != "ok" and not stderr and (rc is None or self._live is None):
+            stderr = data.get("msg") or ""  # not for a command that ran: its stderr is its own
         elif status == "ok" and not stdout and "rc" not in data:
             stdout = "changed" if data.get("changed") else "unchanged"
         stderr, cut_err = cap_output(str(stderr), self._limit)
         if data.get("timedout"):
             status = "timeout"
-        rc = data.get("rc")
         if rc is None and status in ("ok", "failed"):
             rc = 0 if status == "ok" else 1
         self.done.add(name)
@@ -243,7 +286,7 @@ class _Collector(CallbackBase):
                 stdout,
                 stderr,
                 time.monotonic() - self._started,
-                cut_out or cut_err,
+                cut_out or cut_err or bool(data.get("truncated")),
             )
         )
 
