@@ -1,9 +1,10 @@
 """The console in headless Chromium, against the live web app and a real daemon on Salt.
 
 bob logs in through the form, picks servers and a module, runs it and follows
-the job into the history; host output, names and captions stay text; a 1 MiB
-output leaves the page responsive; a stopped daemon is said plainly; the
-language selector switches to Simplified Chinese and back.
+the job into the history; a step's lines show while it runs and its end
+replaces them; host output, names and captions stay text; a 1 MiB output
+leaves the page responsive; a stopped daemon is said plainly; the language
+selector switches to Simplified Chinese and back.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from omserver.config import BASE_DIR, Config
 from tests.conftest import WWW_HOSTS
 from tests.daemon_process import RunningDaemon, running_daemon
+from tests.lab.runs import CLASSIC_MODULES, FIXTURE_MODULES
 from tests.lab.salt import SaltLab
 
 pytestmark = pytest.mark.browser
@@ -40,6 +44,18 @@ PASSWORD = "bob-password-1"
 PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 LOG_LINES = [f"lab log line {n:02d}: service {n % 3} ok" for n in range(1, 13)]
 PREVIEW_CHARS = 64 * 1024  # results.js shows this much until "Expand"
+STEPS_MODULE = 9996  # tests/fixtures_modules/common: runs the ctx steps given as JSON
+LIVE_LINES = [f"live line {n}" for n in range(1, 7)]
+THREE_STEPS = [
+    ["cmd", [["echo", "first step"]], {}],
+    ["shell", ['for n in 1 2 3 4 5 6; do echo "live line $n"; sleep 1; done'], {}],
+    ["cmd", [["echo", "third step"]], {}],
+]
+THREE_ACTIONS = [
+    "echo 'first step'",
+    'sh: for n in 1 2 3 4 5 6; do echo "live line $n"; sleep 1; done',
+    "echo 'third step'",
+]
 
 
 # -- the browser ------------------------------------------------------------------------------
@@ -107,10 +123,11 @@ def host_block(page: Page, host: str) -> Locator:
 
 
 def expect_host(page: Page, host: str, status: str, output: str) -> None:
-    """The host's block shows ``status`` and exactly ``output``."""
+    """The host's block shows ``status`` and one step that printed exactly ``output``."""
     block = host_block(page, host)
     expect(block.locator(".host-head .badge").first).to_have_text(status)
-    assert block.locator("pre.output").text_content() == output
+    expect(block.locator("details.step")).to_have_count(1)
+    assert block.locator("details.step pre.output").text_content() == output
 
 
 def new_job_url(page: Page, old: int) -> int:
@@ -149,7 +166,13 @@ def lab_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def browser_daemon(
     salt_lab: SaltLab, tmp_path_factory: pytest.TempPathFactory, test_database_url: str, lab_log
 ) -> Iterator[RunningDaemon]:
-    config = f"[module.1001]\nlog_files = [{json.dumps(str(lab_log))}]\n"
+    modules = tmp_path_factory.mktemp("browser-modules")  # the shipped ones and the steps module
+    shutil.copytree(CLASSIC_MODULES / "common", modules / "common")
+    shutil.copy(FIXTURE_MODULES / "common" / f"Mid_{STEPS_MODULE}.py", modules / "common")
+    config = (
+        f"[daemon]\nmodules_dir = {json.dumps(str(modules))}\n"
+        f"[module.1001]\nlog_files = [{json.dumps(str(lab_log))}]\n"
+    )
     env = {
         **salt_lab.settings(),
         "OMSERVER_DAEMON_NAME": "browser-tests",
@@ -171,6 +194,19 @@ def console_daemon(browser_daemon: RunningDaemon, settings, transactional_db) ->
     settings.DAEMON_CLIENT_ID = "web"
     settings.DAEMON_CLIENT_KEY = browser_daemon.issued["web"]
     return browser_daemon
+
+
+@pytest.fixture
+def steps_module(bob, inventory) -> int:
+    """The steps module defined in the web, and bob allowed to run it on www.example.com."""
+    from omserver.modules.registry import ModuleRegistry
+    from omserverweb.access.models import Grant
+    from omserverweb.jobs.recorder import ensure_module
+
+    module = ModuleRegistry(FIXTURE_MODULES, "saltstack").get(STEPS_MODULE)
+    ensure_module(module.id, module.name, module.caption, module.params, list(module.backends))
+    Grant.objects.create(group=bob.groups.get(), module_id=module.id, app_category=inventory.www)
+    return module.id
 
 
 @pytest.fixture
@@ -334,11 +370,118 @@ def test_a_one_mebibyte_output_per_host_leaves_the_page_responsive(
     expect(output).to_have_class(re.compile(r"\bcollapsed\b"))
 
 
+# -- steps and their live output -----------------------------------------------------------------
+
+
+def assert_lines_once(output: Locator, lines: list[str]) -> None:
+    """``output`` holds exactly ``lines``, each once (nothing shown live is left doubled)."""
+    shown = output.text_content().strip("\n").split("\n")
+    assert [shown.count(line) for line in lines] == [1] * len(lines)
+    assert shown == lines
+
+
+@pytest.mark.salt
+def test_a_step_s_lines_show_while_it_runs_and_once_when_it_ends(
+    page: Page, bob, console_daemon: RunningDaemon, steps_module: int
+) -> None:
+    log_in(page)
+    pick(page, "www.example.com", steps_module, steps=json.dumps(THREE_STEPS))
+    page.get_by_role("button", name="Run", exact=True).click()
+
+    live = host_block(page, WWW_HOSTS[0]).locator("details.step").nth(1)
+    output = live.locator("pre.output")
+    for seen, not_yet in [(LIVE_LINES[0], LIVE_LINES[-1]), (LIVE_LINES[1], LIVE_LINES[-1])]:
+        expect(output).to_contain_text(seen)
+        # still running: the last line is not printed yet, no host is done
+        assert not_yet not in output.text_content()
+        assert page.locator("#results .job-head .badge").inner_text() == "running"
+        assert page.locator("#results .progress-text").inner_text() == "0 of 2 hosts"
+        assert live.locator("summary .badge").inner_text() == "running"
+        assert live.evaluate("details => details.open")
+    expect(live.locator("summary .action")).to_have_text(THREE_ACTIONS[1])
+    screenshot(page, "console-live-step")
+
+    expect(page.locator("#results .job-head .badge")).to_have_text("succeeded")
+    expect(page.locator("#results .progress-text")).to_have_text("2 of 2 hosts")
+    expect(page.locator("#results .summary p")).to_have_text("ok 2 hosts: identical output")
+    job_id = job_id_in_results(page)
+    page.goto(f"/jobs/{job_id}/")  # the record shows the same
+    for host in WWW_HOSTS:
+        steps = host_block(page, host).locator("details.step")
+        expect(steps).to_have_count(3)
+        expect(steps.locator("summary .action")).to_have_text(THREE_ACTIONS)
+        expect(steps.locator("summary .badge")).to_have_text(["ok", "ok", "ok"])
+        assert_lines_once(steps.nth(0).locator("pre.output"), ["first step"])
+        assert_lines_once(steps.nth(1).locator("pre.output"), LIVE_LINES)
+        assert_lines_once(steps.nth(2).locator("pre.output"), ["third step"])
+        # the last step is open, the earlier ones that ended ok are folded
+        assert steps.evaluate_all("all => all.map(step => step.open)") == [False, False, True]
+    screenshot(page, "job-page-steps")
+
+
+def test_live_output_is_appended_and_the_step_s_end_replaces_it(page: Page, bob) -> None:
+    from omserver.sdk import HostResult
+    from omserverweb.jobs import recorder
+    from omserverweb.jobs.models import Job
+
+    host = WWW_HOSTS[0]
+    job = Job.objects.create(
+        module_id=1001, requested_by="bob", client="web", targets=[host], status="running"
+    )
+    started = time.time()
+    recorder.start_step(job.pk, 1, "sh: tail …", [host], started)
+    recorder.save_output(job.pk, [(host, 1, "stdout", "line 1\n")])
+    refused = []
+
+    def refuse_twice(route) -> None:  # the server does not answer the first two polls
+        if len(refused) < 2:
+            refused.append(route.request.url)
+            route.fulfill(status=503, body="")
+        else:
+            route.continue_()
+
+    log_in(page)
+    page.route(re.compile(r"/api/jobs/\d+/results/"), refuse_twice)
+    page.goto(f"/jobs/{job.pk}/")
+    expect(page.locator("#results .poll-trouble")).to_contain_text("trying again")
+    step = host_block(page, host).locator("details.step")
+    output = step.locator("pre.output")
+    expect(output).to_contain_text("line 1")
+    expect(page.locator("#results .poll-trouble")).to_be_hidden()
+    expect(step.locator("summary .badge")).to_have_text("running")
+
+    recorder.save_output(job.pk, [(host, 1, "stdout", "line 2\n"), (host, 1, "stderr", "warn\n")])
+    expect(output.locator("span.stderr")).to_have_text("warn")
+    assert output.text_content() == "line 1\nline 2\nwarn\n"
+    many = "".join(f"more {n}\n" for n in range(200))
+    recorder.save_output(job.pk, [(host, 1, "stdout", many)])
+    expect(output).to_contain_text("more 199")  # and the reader, at the end, is kept there
+    assert output.evaluate("pre => pre.scrollHeight - pre.scrollTop - pre.clientHeight < 2")
+    output.evaluate("pre => { pre.scrollTop = 0; }")  # the reader scrolls up: left there
+    recorder.save_output(job.pk, [(host, 1, "stdout", "after scrolling\n")])
+    expect(output).to_contain_text("after scrolling")
+    assert output.evaluate("pre => pre.scrollTop") == 0
+    screenshot(page, "job-page-live-output")
+
+    stdout = f"line 1\nline 2\n{many}after scrolling\nlast line"
+    result = HostResult(host, "ok", 0, stdout, "warn", 2.5, step=1, action="sh: tail …")
+    recorder.save_step(job.pk, result)
+    expect(step.locator("summary .badge")).to_have_text("ok")
+    expect(page.locator("#results .progress-text")).to_have_text("0 of 1 hosts")
+    assert_lines_once(output, [*stdout.split("\n"), "warn"])
+    recorder.finish_host(job.pk, host, "ok")
+    recorder.finish_job(job.pk, "succeeded")
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(page.locator("#results .progress-text")).to_have_text("1 of 1 hosts")
+    expect(page.locator("#results .summary p")).to_have_text("ok 1 host: identical output")
+    expect(page.locator("#cancel")).to_be_hidden()
+
+
 # -- what the page shows is text ---------------------------------------------------------------
 
 
 def test_html_in_output_names_and_captions_is_shown_as_text(page: Page, bob, inventory) -> None:
-    from omserverweb.jobs.models import Job, JobHost
+    from omserverweb.jobs.models import Job, JobHost, JobOutput, JobStep
     from omserverweb.modules.models import ModuleDefinition
 
     inventory.www.name = f"www {PAYLOAD}"
@@ -351,26 +494,44 @@ def test_html_in_output_names_and_captions_is_shown_as_text(page: Page, bob, inv
     module.caption = f"caption {PAYLOAD}"
     module.save()
     forged_host = '<img src=x onerror="window.__pwned=3">'  # no Server can be named so
+    running_host = "lab-minion-3"
     job = Job.objects.create(
         module=module,
         requested_by="bob",
         client="web",
-        targets=[*WWW_HOSTS, forged_host],
+        targets=[*WWW_HOSTS, forged_host, running_host],
         params={"lines": PAYLOAD},
         status="partial",
         error=f"error {PAYLOAD}",
     )
     outputs = {WWW_HOSTS[0]: f"one\n{PAYLOAD}", WWW_HOSTS[1]: f"one\n{PAYLOAD}", forged_host: "two"}
-    for seq, (host, stdout) in enumerate(outputs.items(), 1):
+    for n, (host, stdout) in enumerate(outputs.items(), 1):
+        ok = n < 3
         JobHost.objects.create(
             job=job,
             host=host,
-            status="ok" if seq < 3 else "failed",
-            rc=0 if seq < 3 else 1,
-            stdout=stdout,
-            stderr="" if seq < 3 else f"stderr {PAYLOAD}",
-            seq=seq,
+            status="ok" if ok else "failed",
+            rc=0 if ok else 1,
+            error="" if ok else f"host error {PAYLOAD}",
+            seq=2 * n,
         )
+        JobStep.objects.create(
+            job=job,
+            host=host,
+            number=1,
+            action=f"sh: {PAYLOAD}",
+            status="ok" if ok else "failed",
+            rc=0 if ok else 1,
+            stdout=stdout,
+            stderr="" if ok else f"stderr {PAYLOAD}",
+            seq=2 * n - 1,
+        )
+    # a step still running (as a job cut short leaves none), with what it printed live
+    JobHost.objects.create(job=job, host=running_host, status="running", seq=7)
+    JobStep.objects.create(job=job, host=running_host, number=1, status="running", seq=8)
+    JobOutput.objects.create(
+        job=job, host=running_host, step=1, stream="stderr", text=f"live {PAYLOAD}", seq=9
+    )
 
     log_in(page)
     expect(page.locator("#tree details.function > summary")).to_have_text(f"Linux {PAYLOAD}")
@@ -389,16 +550,22 @@ def test_html_in_output_names_and_captions_is_shown_as_text(page: Page, bob, inv
     expect(page.locator("h1")).to_contain_text(f"log {PAYLOAD}")
     expect(fact(page, "Error")).to_have_text(f"error {PAYLOAD}")
     expect(fact(page, "Parameters")).to_contain_text(f"lines={PAYLOAD}")
-    expect(fact(page, "Targets")).to_have_text(", ".join([*WWW_HOSTS, forged_host]))
-    expect(page.locator("#results .progress-text")).to_have_text("3 of 3 hosts")
-    expect(host_block(page, WWW_HOSTS[0]).locator("pre.output")).to_have_text(f"one\n{PAYLOAD}")
+    expect(fact(page, "Targets")).to_have_text(", ".join([*WWW_HOSTS, forged_host, running_host]))
+    expect(page.locator("#results .progress-text")).to_have_text("3 of 4 hosts")
+    first = host_block(page, WWW_HOSTS[0])
+    expect(first.locator("pre.output")).to_have_text(f"one\n{PAYLOAD}")
+    expect(first.locator("summary .action")).to_have_text(f"sh: {PAYLOAD}")
     forged = host_block(page, forged_host)
     expect(forged.locator("strong.host")).to_have_text(forged_host)
+    expect(forged.locator(".host-error")).to_have_text(f"host error {PAYLOAD}")
     expect(forged.locator("pre.output")).to_have_text(f"two\nstderr {PAYLOAD}")
+    live = host_block(page, running_host).locator("pre.output span.stderr")
+    expect(live).to_have_text(f"live {PAYLOAD}")
     differs = page.locator("#results details.differs")
     expect(differs.locator("summary")).to_contain_text(f"1 host differs: {forged_host}")
     differs.locator("summary").click()
     expect(differs.locator("pre.diff")).to_contain_text(f"- {PAYLOAD}")
+    expect(differs.locator("pre.diff")).to_contain_text(f"+ host error {PAYLOAD}")
     screenshot(page, "job-page-html-as-text")
     assert_nothing_ran(page)
 
@@ -415,7 +582,7 @@ def test_a_stopped_daemon_is_said_plainly_and_the_attempt_is_in_the_history(
     page.get_by_role("button", name="Run", exact=True).click()
     expect(page.locator("#run-error")).to_contain_text(reason)
     expect(page.locator("#results .job-head .badge")).to_have_text("failed")
-    # Each host is recorded failed, with the reason as its stderr.
+    # Each host is recorded failed, with the reason as its error.
     expect(page.locator("#results .progress-text")).to_have_text("2 of 2 hosts")
     expect(page.locator("#results")).to_contain_text(reason)
     screenshot(page, "console-daemon-down")

@@ -26,11 +26,13 @@ $("cancel").addEventListener("click", async () => {
 
 const view = new JobView($("results"), jobId, {
   onRerun: rerun,
-  onFinished: (status) => {
-    $("cancel").hidden = true;
+  onStatus: (status) => {
     const badge = $("job-status");
     badge.textContent = statusLabel(status);
     badge.className = `badge status-${status}`;
+  },
+  onFinished: () => {
+    $("cancel").hidden = true;
   },
 });
 view.poll();
