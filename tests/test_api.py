@@ -290,9 +290,11 @@ def test_a_rerun_asks_again_for_secrets_it_never_stored(alice, inventory) -> Non
 
 
 def test_results_come_in_pages_with_a_flag_to_ask_again(alice, inventory) -> None:
-    job = Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=[])
+    job = Job.objects.create(
+        module_id=1003, requested_by="alice", client="web", targets=[], last_seq=60
+    )
     JobHost.objects.bulk_create(
-        JobHost(job=job, host=f"h{n:02d}", status="ok", seq=n) for n in range(1, 61)
+        JobHost(job=job, host=f"h{n:02d}", status="ok", seq=n) for n in range(1, 62)
     )
     client = api_as(alice)
     first = client.get(f"/api/jobs/{job.pk}/results/?after=0").data
@@ -300,6 +302,7 @@ def test_results_come_in_pages_with_a_flag_to_ask_again(alice, inventory) -> Non
     rest = client.get(f"/api/jobs/{job.pk}/results/?after={first['cursor']}").data
     assert (len(rest["results"]), rest["more"]) == (10, False)
     assert [r["seq"] for r in first["results"] + rest["results"]] == list(range(1, 61))
+    assert rest["cursor"] == 60  # row 61 is past the job's committed last_seq: not yet
 
 
 def test_a_page_cut_in_one_kind_of_row_holds_back_the_later_rows_of_the_others(
@@ -307,7 +310,9 @@ def test_a_page_cut_in_one_kind_of_row_holds_back_the_later_rows_of_the_others(
 ) -> None:
     """Hosts, steps and live output share one sequence: a page cut after the 500th
     piece of output must not hand over a step row written after piece 501."""
-    job = Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=["h"])
+    job = Job.objects.create(
+        module_id=1003, requested_by="alice", client="web", targets=["h"], last_seq=700
+    )
     JobHost.objects.create(job=job, host="h", status="running", seq=1)
     JobStep.objects.create(job=job, host="h", number=1, status="running", seq=2)
     JobOutput.objects.bulk_create(

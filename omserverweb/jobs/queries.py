@@ -49,11 +49,17 @@ def job_changes(job_id: int, after: int = 0) -> dict[str, Any]:
         ("steps", JobStep.objects, STEP_FIELDS, ROWS_PER_CALL),
         ("output", JobOutput.objects, OUTPUT_FIELDS, CHUNKS_PER_CALL),
     ]
+    # Sequence numbers are taken under the job row's lock until commit: every row up to
+    # the committed last_seq is visible, a row past it may be mid-commit and is left to
+    # the next call (read apart, a step's end could be passed over for good).
+    last = Job.objects.filter(pk=job_id).values_list("last_seq", flat=True).first() or 0
     found = {}
     boundary = None  # the first sequence number an answer cut short did not reach
     for key, rows, fields, limit in tables:
         found[key] = list(
-            rows.filter(job_id=job_id, seq__gt=after).order_by("seq").values(*fields)[: limit + 1]
+            rows.filter(job_id=job_id, seq__gt=after, seq__lte=last)
+            .order_by("seq")
+            .values(*fields)[: limit + 1]
         )
         if len(found[key]) > limit:
             cut = found[key].pop()["seq"]
