@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -62,6 +63,7 @@ SCRIPT = 'i=1; while [ "$i" -le "$1" ]; do echo "$i $(date +%s.%N)"; sleep 0.5; 
 def run(ctx, params):
     ctx.shell(SCRIPT, args=[params["lines"]])
 """
+STAMPED = re.compile(r"^(\d+) (\d+\.\d{9})$", re.M)  # a whole line: number, print time
 THREE_STEPS = """NAME = "three steps"
 CAPTION = "Three short steps."
 
@@ -93,11 +95,10 @@ def latencies(lab: SaltLab | SshLab, api: APIClient, lines: int) -> list[float]:
             now = time.time()
             cursor, status = page["cursor"], page["status"]
             for chunk in page["output"]:
-                text = live.get(chunk["host"], "") + chunk["text"]
-                *complete, live[chunk["host"]] = text.split("\n")
-                for line in complete:
-                    number, printed = line.split()
-                    seen.setdefault((chunk["host"], number), now - float(printed))
+                live[chunk["host"]] = live.get(chunk["host"], "") + chunk["text"]
+            for host, text in live.items():  # a last line's break waits for more text
+                for number, printed in STAMPED.findall(text):
+                    seen.setdefault((host, number), now - float(printed))
             if not page["more"]:
                 time.sleep(0.02)
         if status != "succeeded" or len(seen) < len(targets) * lines * 0.9:

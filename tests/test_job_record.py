@@ -89,7 +89,7 @@ def test_a_three_step_module_keeps_each_step_with_its_own_output_and_time(client
             (2, "ok", 0),
             (3, "ok", 0),
         ]
-        assert [s["stdout"] for s in steps] == ["first step\n", "second step\n", "third step\n"]
+        assert [s["stdout"] for s in steps] == ["first step", "second step", "third step"]
         assert [s["action"] for s in steps] == [
             "echo 'first step'",
             'sh: sleep "$1"; echo "second step" 2',
@@ -107,22 +107,22 @@ def test_lines_a_running_step_prints_are_read_through_the_rest_api_before_it_end
     client, targets, api
 ) -> None:
     host = targets[0]["hostname"]
-    job_id = client.submit(LINES, targets, {"lines": 8, "interval": 1}, timeout=LONG)
+    job_id = client.submit(LINES, targets, {"lines": 8, "pause_ms": 1000}, timeout=LONG)
     reader = Reader(api, job_id)
-    reader.until(lambda: "line 1\n" in reader.printed(host), "line 1 to show")
+    reader.until(lambda: "line 1" in reader.printed(host), "line 1 to show")
     assert reader.steps[host, 1]["status"] == "running"  # shown while the step still runs
     assert "line 8" not in reader.printed(host)
-    reader.until(lambda: "line 2\n" in reader.printed(host), "line 2 to show")
-    reader.until(lambda: "note 2\n" in reader.printed(host, stream="stderr"), "stderr to show")
+    reader.until(lambda: "line 2" in reader.printed(host), "line 2 to show")
+    reader.until(lambda: "note 2" in reader.printed(host, stream="stderr"), "stderr to show")
     assert "line 8" not in reader.printed(host)
     reader.until(lambda: reader.status not in ("queued", "running"), "the job to end")
     assert reader.status == "succeeded"
     for target in targets:
         name = target["hostname"]
         step = reader.steps[name, 1]
-        expected = "".join(f"line {n}\n" for n in range(1, 9))
+        expected = "\n".join(f"line {n}" for n in range(1, 9))  # no line break at the end
         assert (step["status"], step["stdout"]) == ("ok", expected)
-        assert step["stderr"] == "".join(f"note {n}\n" for n in range(1, 9))
+        assert step["stderr"] == "\n".join(f"note {n}" for n in range(1, 9))
         # what was shown live is where the record begins: nothing lost or doubled
         assert step["stdout"].startswith(reader.printed(name))
         assert reader.hosts[name]["status"] == "ok"
@@ -130,9 +130,9 @@ def test_lines_a_running_step_prints_are_read_through_the_rest_api_before_it_end
 
 def _stopped_mid_step(client, targets, api, **submit: Any) -> tuple[Reader, int]:
     host = targets[0]["hostname"]
-    job_id = client.submit(LINES, targets, {"lines": 100, "interval": 0.5}, **submit)
+    job_id = client.submit(LINES, targets, {"lines": 100, "pause_ms": 500}, **submit)
     reader = Reader(api, job_id)
-    reader.until(lambda: "line 2\n" in reader.printed(host), "line 2 to show")
+    reader.until(lambda: "line 2" in reader.printed(host), "line 2 to show")
     return reader, job_id
 
 
@@ -144,7 +144,7 @@ def test_a_cancel_mid_step_keeps_what_the_hosts_printed(client, targets, api) ->
     host = targets[0]["hostname"]
     step = reader.steps[host, 1]
     assert step["status"] == "cancelled"
-    assert step["stdout"].startswith("line 1\nline 2\n")
+    assert step["stdout"].startswith("line 1\nline 2")
     assert step["stderr"].startswith("note 1\n") and step["stderr"].endswith("[cancelled]")
     assert "line 100" not in step["stdout"]
     assert (reader.hosts[host]["status"], reader.hosts[host]["error"]) == (
@@ -164,7 +164,7 @@ def test_a_timeout_mid_step_keeps_what_the_hosts_printed(client, targets, api) -
         host = target["hostname"]
         step = reader.steps[host, 1]
         assert step["status"] == "timeout"
-        assert step["stdout"].startswith("line 1\nline 2\n")
+        assert step["stdout"].startswith("line 1\nline 2")
         assert "line 100" not in step["stdout"]
         assert reader.hosts[host]["status"] == "timeout"
 
@@ -172,7 +172,7 @@ def test_a_timeout_mid_step_keeps_what_the_hosts_printed(client, targets, api) -
 def test_hosts_the_timeout_kept_from_running_are_listed_with_why(client, targets) -> None:
     rollout = {"canary": 1, "max_failure_ratio": 1.0}
     state = client.run(
-        LINES, targets, {"lines": 100, "interval": 0.5}, timeout=5, rollout=rollout, check=False
+        LINES, targets, {"lines": 100, "pause_ms": 500}, timeout=5, rollout=rollout, check=False
     )
     assert state["status"] == "timeout"
     later = hosts_of(state)[targets[1]["hostname"]]

@@ -1,10 +1,10 @@
-"""Test module: prints a numbered line every ``interval`` seconds, on stdout and stderr."""
+"""Test module: prints a numbered line every ``pause_ms`` milliseconds, on stdout and stderr."""
 
 NAME = "lines"
 CAPTION = "Print numbered lines slowly."
 PARAMS = [
     {"name": "lines", "type": "int", "default": 5, "min": 1, "max": 600},
-    {"name": "interval", "type": "float", "default": 1.0, "min": 0, "max": 60},
+    {"name": "pause_ms", "type": "int", "default": 1000, "min": 0, "max": 60000},
 ]
 
 SCRIPT = (
@@ -14,4 +14,4 @@ SCRIPT = (
 
 
 def run(ctx, params):
-    ctx.shell(SCRIPT, args=[params["lines"], params["interval"]])
+    ctx.shell(SCRIPT, args=[params["lines"], f"{params['pause_ms'] / 1000:g}"])
