@@ -117,7 +117,7 @@ class SaltLab:
                 },
             )
             self.start_minion(minion_id, wait=False)
-        self.wait_ready(self.minion_ids)
+        self.wait_ready(self.minion_ids, sync=True)
 
     def close(self) -> None:
         for minion_id in list(self._minions):
@@ -142,8 +142,10 @@ class SaltLab:
         """Kill the minion at once, as a crash or a power cut would."""
         stop(self._minions.pop(minion_id, None), grace=0)
 
-    def wait_ready(self, minion_ids: list[str]) -> None:
-        """Until each of ``minion_ids`` answers test.ping.
+    def wait_ready(self, minion_ids: list[str], *, sync: bool = False) -> None:
+        """Until each of ``minion_ids`` answers test.ping; with ``sync``, then until
+        each has the Salt backend's execution module, as a deployed minion would
+        (tests/test_stream_salt.py covers the minion that has not).
 
         Asked from a separate process: a LocalClient polling a master that is
         still starting leaks sockets and event loops, which would turn into
@@ -154,7 +156,7 @@ class SaltLab:
                 sys.executable,
                 "-m",
                 "tests.lab.salt",
-                "wait",
+                "sync" if sync else "wait",
                 str(self.master_config),
                 str(self.ready_timeout),
                 *minion_ids,
@@ -194,6 +196,11 @@ class SaltLab:
             "OMSERVER_SALT_TIMEOUT": str(self.check_after),
         }
 
+    def synced_module(self, minion_id: str, name: str) -> Path:
+        """Where the minion keeps the execution module ``name`` it got by saltutil.sync_modules."""
+        cache = self._minion_dir(minion_id) / "var/cache/salt/minion"
+        return cache / "extmods/modules" / f"{name}.py"
+
     # -- helpers --------------------------------------------------------------------
 
     def _minion_dir(self, minion_id: str) -> Path:
@@ -207,11 +214,14 @@ class SaltLab:
         path.write_text(yaml.safe_dump(options))
 
 
-def _wait_ready(master_config: str, timeout: float, minion_ids: list[str]) -> None:
+def _wait_ready(master_config: str, timeout: float, minion_ids: list[str], sync: bool) -> None:
     import salt.client
     import salt.config
 
-    client = salt.client.LocalClient(mopts=salt.config.client_config(master_config))
+    from omserver.backends.saltstack import MODULE, install_module
+
+    opts = salt.config.client_config(master_config)
+    client = salt.client.LocalClient(mopts=opts)
     pending = set(minion_ids)
 
     def answered() -> bool:
@@ -225,10 +235,17 @@ def _wait_ready(master_config: str, timeout: float, minion_ids: list[str]) -> No
         return not pending
 
     wait_for(answered, timeout, f"salt minions {sorted(pending)}", interval=0.2)
+    if sync:
+        install_module(Path(opts["file_roots"]["base"][0]))
+        synced = client.cmd(minion_ids, "saltutil.sync_modules", timeout=timeout, tgt_type="list")
+        if sorted(synced) != sorted(minion_ids) or not all(
+            f"modules.{MODULE}" in modules for modules in synced.values()
+        ):
+            raise SystemExit(f"{MODULE} not synced to every minion: {synced}")
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["wait"]:
-    _wait_ready(sys.argv[2], float(sys.argv[3]), sys.argv[4:])
+if __name__ == "__main__" and sys.argv[1:2] in (["wait"], ["sync"]):
+    _wait_ready(sys.argv[2], float(sys.argv[3]), sys.argv[4:], sys.argv[1] == "sync")
 elif __name__ == "__main__":
     started = time.monotonic()
     with SaltLab() as lab:
