@@ -33,6 +33,9 @@ log = logging.getLogger("omserver.jobs.engine")
 KILL_WAIT = 5.0  # seconds a worker gets, after shutdown cancelled its job, to kill its process
 UNDELIVERED_AFTER = timedelta(minutes=5)  # a web job's part no daemon took by then: failed
 SWEEP_EVERY = 60.0  # seconds between looks for such parts
+# A later rollout batch is not started with less time left than this: its hosts could
+# only time out (a step that the job's deadline cut short may end just before it).
+LATER_BATCH_MIN = 1.0  # seconds
 WATCH_EVERY = 0.5  # seconds between reads of a job another daemon runs, while waiting on it
 # Why a host the job never reached was not run, by how the job ended.
 NOT_RUN_BECAUSE = {JobStatus.CANCELLED: "cancelled", JobStatus.TIMEOUT: "the job's timeout"}
@@ -238,10 +241,14 @@ class Engine:
         rollout = job.rollout or Rollout()
         done = failed = 0
         stop, reason = "", None
+        ran_out = False  # a batch was left unstarted for want of time
         batches = list(rollout.batches(job.targets))
         for number, batch in enumerate(batches, 1):
             remaining = deadline - time.monotonic()
-            if job.cancel.is_set() or remaining <= 0:
+            if job.cancel.is_set():
+                break
+            if remaining <= 0 or (number > 1 and remaining < LATER_BATCH_MIN):
+                ran_out = True
                 break
             for event in self._execute(
                 job.module,
@@ -261,7 +268,7 @@ class Engine:
                     stop = f"{reason}; {len(job.targets) - done} host(s) not run"
                     log.warning("job %d: %s", job.job_id, stop)
                     break
-        ending = self._ending(job, deadline)
+        ending = self._ending(job, deadline, ran_out)
         why = NOT_RUN_BECAUSE.get(ending) or (f"the rollout {reason}" if reason else None)
         if why:
             self._close_unrun(job, why)
@@ -295,11 +302,11 @@ class Engine:
             self.recorder.finish_part(job.part_id, status, error, stop)
 
     @staticmethod
-    def _ending(job: RunningJob, deadline: float) -> JobStatus | None:
+    def _ending(job: RunningJob, deadline: float, ran_out: bool) -> JobStatus | None:
         """How the job ended, when that overrides its hosts' results (cancel, timeout)."""
         if job.cancel.is_set():
             return JobStatus.CANCELLED
-        if time.monotonic() >= deadline:
+        if ran_out or time.monotonic() >= deadline:
             return JobStatus.TIMEOUT
         return None
 

@@ -7,6 +7,7 @@ No database, daemon process or backend: these run in a few seconds. The real tie
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -215,6 +216,21 @@ def test_a_timeout_between_batches_runs_no_further_batch(make_engine, executor) 
     executor.hold("r")
     job_id = submit(engine, "r", ["h1", "h2"], timeout=0.3, rollout={"batch_size": 1})
     state = ended(engine, job_id)
+    assert state["status"] == "timeout"
+    assert executor.started("r") == [("h1",)]
+    assert not_run(state) == {"h2": "not run: the job's timeout"}
+
+
+def test_a_later_batch_is_not_started_with_under_a_second_left(make_engine, executor) -> None:
+    """The canary ends 0.8 s into a 1.5 s job (or later, on a busy machine): the next
+    batch could only time out, so it is not run, and the job reads timeout."""
+    engine = make_engine()
+    gate = executor.hold("r")
+    timer = threading.Timer(0.8, gate.set)
+    job_id = submit(engine, "r", ["h1", "h2"], timeout=1.5, rollout={"batch_size": 1})
+    timer.start()
+    state = ended(engine, job_id)
+    timer.cancel()
     assert state["status"] == "timeout"
     assert executor.started("r") == [("h1",)]
     assert not_run(state) == {"h2": "not run: the job's timeout"}
