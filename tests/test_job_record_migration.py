@@ -91,7 +91,7 @@ def test_a_job_recorded_with_steps_is_chained_with_them() -> None:
     recorder.start_step(job_id, 1, "echo one", ["www-01"], timezone.now().timestamp())
     recorder.save_output(job_id, [("www-01", 1, "stdout", "one\n")])
     recorder.cut_step(job_id, "www-01", 1, "cancelled", "cancelled")
-    recorder.finish_host(job_id, "www-01", "cancelled", "cancelled")
+    recorder.finish_hosts(job_id, [("www-01", "cancelled", "cancelled")])
     recorder.finish_job(job_id, "cancelled")
     assert Job.objects.get(pk=job_id).record_format == 2
     step = JobStep.objects.get(job_id=job_id)

@@ -18,7 +18,7 @@ from typing import Any
 
 from omserver.config import Config
 from omserver.jobs import execution
-from omserver.jobs.events import Event, HostDone, Output, StepCut, StepStarted
+from omserver.jobs.events import Event, HostDone, Output, StepStarted
 from omserver.jobs.queue import JobQueue, Ticket
 from omserver.jobs.recorder import Recorder
 from omserver.jobs.rollout import Rollout
@@ -250,6 +250,7 @@ class Engine:
             if remaining <= 0 or (number > 1 and remaining < LATER_BATCH_MIN):
                 ran_out = True
                 break
+            ended: list[HostDone] = []  # written together: one transaction, not one a host
             for event in self._execute(
                 job.module,
                 batch,
@@ -258,7 +259,12 @@ class Engine:
                 timeout=remaining,
                 cancel=job.cancel,
             ):
+                if isinstance(event, HostDone):
+                    ended.append(event)
+                    continue
+                self._finish_hosts(job, ended)
                 self._record(job, event)
+            self._finish_hosts(job, ended)
             done += len(batch)
             failed = len(job.statuses) - job.ok_hosts()
             if job.rollout and number < len(batches):
@@ -277,9 +283,8 @@ class Engine:
 
     def _close_unrun(self, job: RunningJob, why: str) -> None:
         """Hosts the job never reached still get their row, saying why."""
-        for target in job.targets:
-            if target.hostname not in job.statuses:
-                self._record(job, HostDone(target.hostname, HostStatus.NOT_RUN, f"not run: {why}"))
+        unrun = [t.hostname for t in job.targets if t.hostname not in job.statuses]
+        self._finish_hosts(job, [HostDone(h, HostStatus.NOT_RUN, f"not run: {why}") for h in unrun])
 
     def _record(self, job: RunningJob, event: Event) -> None:
         recorder, job_id = self.recorder, job.job_id
@@ -289,11 +294,16 @@ class Engine:
             recorder.save_step(job_id, event)
         elif isinstance(event, StepStarted):
             recorder.start_step(job_id, event.step, event.action, list(event.hosts), event.started)
-        elif isinstance(event, StepCut):
-            recorder.cut_step(job_id, event.host, event.step, event.status, event.note)
         else:
-            job.statuses[event.host] = event.status
-            recorder.finish_host(job_id, event.host, event.status, event.error)
+            recorder.cut_step(job_id, event.host, event.step, event.status, event.note)
+
+    def _finish_hosts(self, job: RunningJob, ended: list[HostDone]) -> None:
+        """Write the ends of hosts the module is done with (and empty ``ended``)."""
+        if ended:
+            for event in ended:
+                job.statuses[event.host] = event.status
+            self.recorder.finish_hosts(job.job_id, [(e.host, e.status, e.error) for e in ended])
+            ended.clear()
 
     def _finish(self, job: RunningJob, status: str, error: str = "", stop: str = "") -> None:
         if job.part_id is None:

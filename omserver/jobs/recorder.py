@@ -65,9 +65,9 @@ class Recorder(Protocol):
     def cut_step(self, job_id: int, host: str, step: int, status: str, note: str) -> None:
         """End a running step with ``status``, keeping what it printed live, and ``note``."""
 
-    def finish_host(self, job_id: int, host: str, status: str, error: str = "") -> None:
-        """The module is done with ``host``: its status in the job, ``error`` why if no
-        step says."""
+    def finish_hosts(self, job_id: int, ends: list[tuple[str, str, str]]) -> None:
+        """The module is done with these hosts: ``(host, status, error)``, each host's
+        status in the job and, when no step says it, why."""
 
     def finish_job(self, job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
         """Close the job, unless it is closed already (its first ending stays)."""

@@ -214,11 +214,12 @@ def _cut(steps: QuerySet[JobStep], status: str, note: str, seq: int) -> int:
 
 
 @_fresh_connection
-def finish_host(job_id: int, host: str, status: str, error: str = "") -> None:
+def finish_hosts(job_id: int, ends: list[tuple[str, str, str]]) -> None:
     with transaction.atomic():
-        seq = _take_seqs(job_id)
+        seq = _take_seqs(job_id, len(ends))
         if seq is not None:
-            _finish_host(job_id, host, status, error, seq)
+            for n, (host, status, error) in enumerate(ends):
+                _finish_host(job_id, host, status, error, seq + n)
 
 
 def _finish_host(job_id: int, host: str, status: str, error: str, seq: int) -> None:
@@ -315,8 +316,8 @@ def _close_part(
         )
         if not closed:
             return
-        for host in hosts if failed_hosts else ():
-            finish_host(job_id, host, HostStatus.FAILED, error)
+        if failed_hosts:
+            finish_hosts(job_id, [(host, HostStatus.FAILED, error) for host in hosts])
         if not job.parts.filter(status__in=ACTIVE_STATUSES).exists():
             parts = list(job.parts.order_by("zone"))
             ok_hosts = job.results.filter(status=HostStatus.OK).count()

@@ -120,10 +120,11 @@ class MemoryRecorder:
                 printed = "".join(t for h, n, _, t in job.output if (h, n) == (host, step))
                 job.steps[host, step] = HostResult(host, status, stdout=printed, stderr=note)
 
-    def finish_host(self, job_id: int, host: str, status: str, error: str = "") -> None:
+    def finish_hosts(self, job_id: int, ends: list[tuple[str, str, str]]) -> None:
         with self._lock:
             if job := self._active(job_id):
-                job.hosts[host] = {"status": status, "error": error}
+                for host, status, error in ends:
+                    job.hosts[host] = {"status": status, "error": error}
 
     def finish_job(self, job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
         with self._lock:
