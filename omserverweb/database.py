@@ -7,7 +7,17 @@ from typing import Any
 
 import dj_database_url
 
-SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+SQLITE_OPTIONS = {
+    "timeout": 20,
+    "transaction_mode": "IMMEDIATE",
+    # Many short transactions (a job writes each step and line as it comes): with the
+    # write-ahead log a commit is an append, and readers never wait for a writer.
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+
+# Seconds a connection is kept for the next unit of work (opening one costs more than
+# most of the daemon's writes); it is checked before it is reused.
+CONN_MAX_AGE = 60
 
 SUPPORTED_ENGINES = {
     "django.db.backends.mysql",
@@ -26,9 +36,11 @@ def database_settings(url: str, data_dir: Path) -> dict[str, Any]:
             "NAME": data_dir / "omserver.sqlite3",
             "TEST": {"NAME": data_dir / "test-omserver.sqlite3"},
             "OPTIONS": dict(SQLITE_OPTIONS),
+            "CONN_MAX_AGE": CONN_MAX_AGE,
+            "CONN_HEALTH_CHECKS": True,
         }
     try:
-        db = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        db = dj_database_url.parse(url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
     except (ValueError, KeyError) as exc:
         raise ValueError(f"cannot parse {_redact(url)!r}: {exc}") from exc
     engine = db.get("ENGINE")
@@ -46,7 +58,6 @@ def database_settings(url: str, data_dir: Path) -> dict[str, Any]:
     else:
         db["TEST"] = {"NAME": f"{db['NAME']}.test"}
         db["OPTIONS"] = dict(SQLITE_OPTIONS)
-        db["CONN_MAX_AGE"] = 0
     return db
 
 

@@ -11,6 +11,7 @@ from omserverweb.jobs.models import (
     JobPart,
     JobStep,
 )
+from omserverweb.jobs.queries import HOST_FIELDS, OUTPUT_FIELDS, STEP_FIELDS
 from omserverweb.modules.models import ModuleDefinition
 
 
@@ -63,31 +64,19 @@ class ModuleSerializer(serializers.ModelSerializer):
 class JobHostSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobHost
-        fields = ["host", "status", "rc", "error", "duration", "truncated", "seq"]
+        fields = list(HOST_FIELDS)
 
 
 class JobStepSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobStep
-        fields = [
-            "host",
-            "number",
-            "action",
-            "status",
-            "rc",
-            "stdout",
-            "stderr",
-            "truncated",
-            "started_at",
-            "duration",
-            "seq",
-        ]
+        fields = list(STEP_FIELDS)
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobOutput
-        fields = ["host", "step", "stream", "text", "seq"]
+        fields = list(OUTPUT_FIELDS)
 
 
 class JobChangesSerializer(serializers.Serializer):

@@ -179,9 +179,9 @@ def save_step(job_id: int, result: HostResult) -> None:
         }
         if result.started:
             fields["started_at"] = datetime.fromtimestamp(result.started, UTC)
-        JobStep.objects.update_or_create(
-            job_id=job_id, host=result.host, number=result.step, defaults=fields
-        )
+        step = {"job_id": job_id, "host": result.host, "number": result.step}
+        if not JobStep.objects.filter(**step).update(**fields):  # its start was announced
+            JobStep.objects.create(**step, **fields)
         JobOutput.objects.filter(job_id=job_id, host=result.host, step=result.step).delete()
 
 
@@ -234,18 +234,17 @@ def _finish_host(job_id: int, host: str, status: str, error: str, seq: int) -> N
     deciding = next((s for s in steps if s["status"] != HostStatus.OK), steps[-1] if steps else {})
     starts = [s["started_at"] for s in steps if s["started_at"]]
     ends = [s["started_at"] + timedelta(seconds=s["duration"]) for s in steps if s["started_at"]]
-    JobHost.objects.update_or_create(
-        job_id=job_id,
-        host=host,
-        defaults={
-            "status": status,
-            "rc": deciding.get("rc"),
-            "error": error,
-            "duration": (max(ends) - min(starts)).total_seconds() if starts else 0.0,
-            "truncated": any(s["truncated"] for s in steps),
-            "seq": seq,
-        },
-    )
+    fields = {
+        "status": status,
+        "rc": deciding.get("rc"),
+        "error": error,
+        "duration": (max(ends) - min(starts)).total_seconds() if starts else 0.0,
+        "truncated": any(s["truncated"] for s in steps),
+        "seq": seq,
+        "updated_at": timezone.now(),
+    }
+    if not JobHost.objects.filter(job_id=job_id, host=host).update(**fields):  # never ran
+        JobHost.objects.create(job_id=job_id, host=host, **fields)
 
 
 def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
@@ -349,10 +348,6 @@ def link_job(job_id: int) -> None:
 def _settle(job_id: int) -> None:
     """Nothing of a job that ends stays running: steps its daemon could no longer end
     (a shutdown, a crash) keep what they printed, and their hosts fail, saying why."""
-    job = Job.objects.filter(pk=job_id).values("status", "error").get()
-    reason = f"the job ended ({job['status']}) while this ran" + (
-        f": {job['error']}" if job["error"] else ""
-    )
     running_steps = JobStep.objects.filter(job_id=job_id, status=HostStatus.RUNNING)
     running_hosts = list(
         JobHost.objects.filter(job_id=job_id, status=HostStatus.RUNNING).values_list(
@@ -362,6 +357,10 @@ def _settle(job_id: int) -> None:
     count = running_steps.count() + len(running_hosts)
     if not count:
         return
+    job = Job.objects.filter(pk=job_id).values("status", "error").get()
+    reason = f"the job ended ({job['status']}) while this ran" + (
+        f": {job['error']}" if job["error"] else ""
+    )
     seq = _take_seqs(job_id, count, closed_too=True)
     seq += _cut(running_steps, HostStatus.FAILED, reason, seq)
     for n, host in enumerate(running_hosts):
