@@ -18,10 +18,10 @@ from omserverweb.inventory.models import Server, Zone
 from omserverweb.jobs.models import Job, JobHost, JobPart
 from tests.conftest import WWW_HOSTS, logged_in
 from tests.daemon_process import RunningDaemon, running_daemon
+from tests.lab.fixtures import ENGINE_MODULES, modules_folder
 from tests.lab.procs import free_port, stop, wait_for
 from tests.lab.salt import SaltLab
 from tests.test_api import api_as, finished
-from tests.test_daemon_jobs import ENGINE_MODULES, modules_folder
 
 DC2_HOST = "dc2-minion-1"
 ALL_HOSTS = sorted([*WWW_HOSTS, DC2_HOST])
