@@ -96,14 +96,16 @@ def test_a_host_that_failed_a_step_keeps_its_failure(backend_lab: BackendLab) ->
         assert [(r.status, r.stdout) for r in run.of(host)] == [("ok", "second step")]
 
 
-def test_a_timeout_after_a_step_replaces_its_ok_but_keeps_the_output(
+def test_a_timeout_after_a_step_ends_the_host_but_keeps_the_step(
     backend_lab: BackendLab,
 ) -> None:
     run = misbehave(backend_lab, "step-then-hang", timeout=4)
     for target in backend_lab.targets:
-        first, last = run.of(target.hostname)
-        assert (first.status, first.stdout) == ("ok", "first step")
-        assert (last.status, last.stdout) == ("timeout", "first step")
+        [step] = run.of(target.hostname)
+        assert (step.step, step.status, step.stdout) == (1, "ok", "first step")
+        end = run.final[target.hostname]
+        assert (end.status, end.stdout) == ("timeout", "first step")
+        assert "4 s timeout" in end.stderr
 
 
 def test_sensitive_values_never_leave_the_module_unmasked(
