@@ -39,6 +39,7 @@ def test_results_recorded_before_steps_become_step_one_and_the_chain_verifies() 
         status="cancelled",
         started_at=now,
         finished_at=now,
+        last_seq=2,
     )
     old_hosts.objects.create(
         job=job, host="www-01", status="ok", rc=0, stdout="Debian 12", duration=1.5, seq=1

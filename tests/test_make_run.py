@@ -99,6 +99,7 @@ def test_make_run_serves_the_console_and_runs_module_1003(tmp_path: Path, free_p
         while job["status"] in {"queued", "running"} and time.monotonic() < deadline:
             time.sleep(0.3)
             job = browser.api(f"/api/jobs/{job['id']}/")
+        steps = browser.api(f"/api/jobs/{job['id']}/results/")["steps"]
         # The CLI finds make run's key for it in the data folder: nothing to export.
         cli = subprocess.run(
             [str(Path(sys.executable).parent / "omserver"), "run", "1003", "--hosts", "www-01"],
@@ -112,7 +113,6 @@ def test_make_run_serves_the_console_and_runs_module_1003(tmp_path: Path, free_p
         output, _ = process.communicate(timeout=60)
     assert job["status"] == "succeeded", (job, output)
     first_line = Path("/etc/issue").read_text().splitlines()[0]
-    steps = browser.api(f"/api/jobs/{job['id']}/results/")["steps"]
     assert [s["stdout"].strip() for s in steps] == [first_line, first_line]
     assert "Loaded the demo data" in output
     assert "Admin account: admin / " in output

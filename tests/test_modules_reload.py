@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omserver.jobs import execution
 from omserver.modules.registry import ModuleRegistry
+from omserver.sdk import HostResult
 from tests.lab.fixtures import BackendLab
 
 TEMPLATE = """NAME = "greeter"
@@ -28,7 +29,7 @@ def test_a_dropped_file_runs_and_an_edit_takes_effect(
     def run() -> set[str]:
         module = registry.get(6001)
         results = execution.execute(module, backend_lab.targets, {}, config=config, timeout=30)
-        return {f"{r.status}:{r.stdout}" for r in results}
+        return {f"{r.status}:{r.stdout}" for r in results if isinstance(r, HostResult)}
 
     path = modules / "common" / "Mid_6001.py"
     path.write_text(TEMPLATE.format(word="hello"))

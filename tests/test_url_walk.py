@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from omserverweb.audit.models import CommandEvent
-from omserverweb.jobs.models import Job, JobHost
+from omserverweb.jobs.models import Job, JobHost, JobStep
 from tests.conftest import logged_in
 
 SECRET = "SECRET-OUTPUT-7f3a"
@@ -51,8 +51,12 @@ def everything(alice, inventory) -> dict[str, str]:
         client="web",
         targets=["lab-minion-1"],
         status="succeeded",
+        last_seq=2,
     )
-    JobHost.objects.create(job=job, host="lab-minion-1", status="ok", stdout=SECRET, seq=1)
+    JobHost.objects.create(job=job, host="lab-minion-1", status="ok", seq=1)
+    JobStep.objects.create(
+        job=job, host="lab-minion-1", number=1, status="ok", stdout=SECRET, seq=2
+    )
     event = CommandEvent.objects.create(
         host="bbs-01",
         user="root",

@@ -84,7 +84,9 @@ def test_one_job_across_two_zones_then_one_zone_down(two_zones, alice) -> None:
     assert sorted(r["host"] for r in job["results"]) == ALL_HOSTS
     assert all(r["status"] == "ok" and r["rc"] == 0 for r in job["results"])
     # Both daemons numbered the rows of the one job: a reader polling "after N" misses none.
-    assert sorted(r["seq"] for r in job["results"]) == [1, 2, 3]
+    rows = api_as(alice).get(f"/api/jobs/{job['id']}/results/").data
+    numbers = [row["seq"] for key in ("results", "steps") for row in rows[key]]
+    assert len(numbers) == len(set(numbers)) == 6
     parts = {p["zone"]: p for p in job["parts"]}
     assert {z: (p["daemon"], p["status"], p["hosts"]) for z, p in parts.items()} == {
         "dc1": ("web-tests", "succeeded", sorted(WWW_HOSTS)),
@@ -249,7 +251,8 @@ def test_the_last_part_to_end_closes_the_job_and_a_restart_interrupts_its_part(
     dc2 = JobPart.objects.create(job=job, zone="dc2", hosts=["c"])
     assert recorder.claim_part(job.pk, 1003, ["b", "a"], "daemon-1") == dc1.pk
     recorder.mark_running(job.pk, dc1.pk)
-    recorder.save_result(job.pk, Result("a", "ok", 0, "fine", "", 0.1), first=True)
+    recorder.start_step(job.pk, 1, "echo fine", ["a"], 0.0)
+    recorder.save_step(job.pk, Result("a", "ok", 0, "fine", step=1, action="echo fine"))
     # dc1's daemon restarts with its part unfinished; dc2's part is still being sent.
     assert recorder.interrupt_unfinished("daemon-1", "the daemon stopped before it ended") == 1
     job.refresh_from_db()
@@ -261,8 +264,12 @@ def test_the_last_part_to_end_closes_the_job_and_a_restart_interrupts_its_part(
         "the daemon stopped before it ended; zone dc2: master-control daemon unreachable at x"
     )
     assert job.chain_pos is not None
-    rows = {r.host: (r.status, r.seq) for r in job.results.all()}
-    assert rows == {"a": ("ok", 1), "c": ("failed", 2)}
+    rows = {r.host: (r.status, r.error) for r in job.results.all()}
+    # a: its step ended ok, but its part was interrupted before the module was done with it
+    assert rows["a"][0] == "failed"
+    assert rows["a"][1].startswith("the job ended (interrupted) while this ran: the daemon")
+    assert rows["c"] == ("failed", "zone dc2: master-control daemon unreachable at x")
+    assert job.steps.get().stdout == "fine"
     recorder.finish_part(dc1.pk, "succeeded")  # a late word from a closed part changes nothing
     job.refresh_from_db()
     assert job.status == "interrupted"

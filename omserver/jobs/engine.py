@@ -33,9 +33,9 @@ log = logging.getLogger("omserver.jobs.engine")
 KILL_WAIT = 5.0  # seconds a worker gets, after shutdown cancelled its job, to kill its process
 UNDELIVERED_AFTER = timedelta(minutes=5)  # a web job's part no daemon took by then: failed
 SWEEP_EVERY = 60.0  # seconds between looks for such parts
-# A later rollout batch is not started with less time left than this: its hosts could
-# only time out (a step that the job's deadline cut short may end just before it).
-LATER_BATCH_MIN = 1.0  # seconds
+# Seconds before its deadline a job has run out of time: a step the deadline cut short
+# may end (as timeout) just before it, and a later batch started then could only time out.
+DEADLINE_MARGIN = 1.0
 WATCH_EVERY = 0.5  # seconds between reads of a job another daemon runs, while waiting on it
 # Why a host the job never reached was not run, by how the job ended.
 NOT_RUN_BECAUSE = {JobStatus.CANCELLED: "cancelled", JobStatus.TIMEOUT: "the job's timeout"}
@@ -247,7 +247,7 @@ class Engine:
             remaining = deadline - time.monotonic()
             if job.cancel.is_set():
                 break
-            if remaining <= 0 or (number > 1 and remaining < LATER_BATCH_MIN):
+            if remaining <= 0 or (number > 1 and remaining < DEADLINE_MARGIN):
                 ran_out = True
                 break
             ended: list[HostDone] = []  # written together: one transaction, not one a host
@@ -316,7 +316,9 @@ class Engine:
         """How the job ended, when that overrides its hosts' results (cancel, timeout)."""
         if job.cancel.is_set():
             return JobStatus.CANCELLED
-        if ran_out or time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        timed_out = HostStatus.TIMEOUT in job.statuses.values()
+        if ran_out or left <= 0 or (timed_out and left < DEADLINE_MARGIN):
             return JobStatus.TIMEOUT
         return None
 
