@@ -17,7 +17,7 @@ from django.conf import settings
 from omserver.config import BASE_DIR
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 
-pytest_plugins = ["tests.lab.fixtures"]
+pytest_plugins = ["tests.lab.fixtures", "tests.lab.mariadb"]
 
 PYTHON = sys.executable
 
