@@ -17,12 +17,15 @@ Every failure is a ``DaemonError``; its subclasses say what to do about it::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import rpyc
 from rpyc.core import SocketStream
@@ -34,7 +37,16 @@ from omserver.vocabulary import FINAL_STATUSES, JobStatus
 
 WAIT_SLICE = 20.0  # the longest single wait asked of the daemon; longer waits loop
 ANSWER_LIMIT = 1 << 30  # refuse a (compressed) packet bigger than this from the daemon
-RETRY_SAFE = frozenset({"ping", "modules", "job", "wait", "cancel"})
+# Operations that may be sent again when the connection broke before the answer came:
+# reads, a cancel, and a submit or run that carries its request id (the daemon answers
+# a repeated id with the job it made the first time).
+RETRY_SAFE = frozenset({"ping", "modules", "job", "wait", "cancel", "submit", "run"})
+# A daemon that refuses connections may be restarting: these are tried again, with a
+# growing pause, for the client's ``retry_for`` seconds. ``ping`` says how it is now.
+RETRY_WHILE_REFUSED = RETRY_SAFE - {"ping"}
+RETRY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)  # then the last, again and again
+RETRY_FOR = 3.0  # seconds, by default
+_T = TypeVar("_T")
 
 
 class DaemonError(Exception):
@@ -99,6 +111,9 @@ class JobFailed(DaemonError):  # noqa: N818 (names say what happened)
         self.state = state
 
 
+# What a follower waits out: the daemon restarting, its database away.
+OUTAGE_ERRORS = (DaemonUnreachable, Unavailable)
+
 _BY_CODE: dict[str, type[DaemonError]] = {
     "stale": FrameRefused,
     "replayed": FrameRefused,
@@ -127,6 +142,39 @@ class _Link:
             self.conn.close()
 
 
+def patiently(
+    read: Callable[[], _T],
+    patience: float,
+    on_outage: Callable[[DaemonError | None], None] | None = None,
+) -> _T:
+    """``read()``, asked again through an outage (``OUTAGE_ERRORS``) of up to ``patience``
+    seconds, with a growing pause; ``on_outage`` hears the error when one begins and
+    ``None`` when ``read`` works again. Only for what is safe to ask twice."""
+    began = None
+    for attempt in itertools.count():
+        try:
+            result = read()
+        except OUTAGE_ERRORS as exc:
+            now = time.monotonic()
+            if began is None:
+                began = now
+                if on_outage and patience > 0:
+                    on_outage(exc)
+            if now - began >= patience:
+                raise
+            time.sleep(min(0.25 * 2 ** min(attempt, 5), 5.0, patience - (now - began)))
+            continue
+        if began is not None and on_outage:
+            on_outage(None)
+        return result
+    raise AssertionError("itertools.count() ended")
+
+
+def new_request_id() -> str:
+    """A submission's own id, for the daemon to know a retry of it."""
+    return uuid.uuid4().hex
+
+
 def _target(target: str | Mapping[str, Any]) -> dict[str, Any]:
     return {"hostname": target} if isinstance(target, str) else dict(target)
 
@@ -136,10 +184,19 @@ class Client:
 
     Each thread gets its own connection (the daemon serves a connection's
     requests one at a time, so a long ``wait`` must not hold up the others).
+    A kept connection that broke (the daemon restarted) is replaced at once and
+    the request sent again when that is safe; a refused connection is tried
+    again for ``retry_for`` seconds (at most ``timeout``).
     """
 
     def __init__(
-        self, address: str, client_id: str, key: str | bytes, *, timeout: float = 30.0
+        self,
+        address: str,
+        client_id: str,
+        key: str | bytes,
+        *,
+        timeout: float = 30.0,
+        retry_for: float = RETRY_FOR,
     ) -> None:
         try:
             self.host, self.port = wire.parse_address(address)
@@ -151,6 +208,7 @@ class Client:
         self.address = address
         self.client_id = client_id
         self.timeout = timeout
+        self.retry_for = min(retry_for, timeout)
         self._local = threading.local()  # .link: this thread's connection
         self._links: set[_Link] = set()
         self._lock = threading.Lock()
@@ -175,13 +233,17 @@ class Client:
         requested_by: str | None = None,
         rollout: Mapping[str, Any] | None = None,
         job: int | None = None,
+        request: str | None = None,
     ) -> int:
         """Queue a job; returns its id at once. Targets are host names or target dicts.
 
         ``job`` names a job the web created across zones: the daemon runs its part of it.
+        ``request`` identifies this submission (a fresh one by default): sent again, by a
+        retry here or by the caller, it gets the same job and never runs it twice.
         """
-        request = self._job_request(module_id, targets, params, timeout, requested_by, rollout)
-        return self._call("submit", **request, **({"job": job} if job is not None else {}))
+        body = self._job_request(module_id, targets, params, timeout, requested_by, rollout)
+        body["request"] = request or new_request_id()
+        return self._call("submit", **body, **({"job": job} if job is not None else {}))
 
     def job(self, job_id: int, cursor: int = 0) -> dict[str, Any]:
         """Status, and the hosts, steps and live output recorded after ``cursor`` (the
@@ -212,20 +274,36 @@ class Client:
         requested_by: str | None = None,
         rollout: Mapping[str, Any] | None = None,
         check: bool = True,
+        request: str | None = None,
     ) -> dict[str, Any]:
-        """Submit and wait for the end (the job's own ``timeout`` bounds the wait)."""
-        request = self._job_request(module_id, targets, params, timeout, requested_by, rollout)
-        state = self._call("run", **request, wait=self._slice(None))
+        """Submit and wait for the end (the job's own ``timeout`` bounds the wait);
+        ``request`` as for ``submit``."""
+        body = self._job_request(module_id, targets, params, timeout, requested_by, rollout)
+        body["request"] = request or new_request_id()
+        state = self._call("run", **body, wait=self._slice(None))
         if state["status"] not in FINAL_STATUSES:
             state = self.wait(state["id"], check=False)
         return self._checked(state, check)
 
-    def follow(self, job_id: int, *, poll: float = 0.25) -> Iterator[dict[str, Any]]:
+    def follow(
+        self,
+        job_id: int,
+        *,
+        poll: float = 0.25,
+        patience: float = 0.0,
+        on_outage: Callable[[DaemonError | None], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Each new state of the job, holding only the hosts, steps and output not yet
-        seen; ends at the end."""
+        seen; ends at the end.
+
+        The job goes on while its daemon restarts or its database is away: for up to
+        ``patience`` seconds of such an outage the same read is asked again, with a
+        growing pause. ``on_outage`` hears the error when one begins and ``None``
+        when the daemon answers again.
+        """
         cursor = 0
         while True:
-            state = self.job(job_id, cursor)
+            state = patiently(partial(self.job, job_id, cursor), patience, on_outage)
             cursor = state["cursor"]
             yield state
             if state["more"]:
@@ -262,16 +340,7 @@ class Client:
         return state
 
     def _call(self, op: str, **body: Any) -> Any:
-        link = self._live_link()
-        frame, nonce = self._seal(op, body)
-        try:
-            answer = self._exchange(frame, link)
-        except DaemonUnreachable:
-            if link is None or op not in RETRY_SAFE:
-                raise
-            # The kept connection may predate a daemon restart: one fresh try.
-            frame, nonce = self._seal(op, body)
-            answer = self._exchange(frame, None)
+        answer, nonce = self._send(op, body)
         try:
             payload = wire.open_answer(answer, self.client_id, self._cipher, nonce)
         except wire.FrameError as exc:
@@ -287,6 +356,35 @@ class Client:
             f"{op}: {error.get('message', code)}", code, error.get("field")
         )
 
+    def _send(self, op: str, body: dict[str, Any]) -> tuple[bytes, bytes]:
+        """The sealed answer and the nonce it must carry.
+
+        A kept connection that broke before the answer (it may predate a daemon
+        restart) gets one fresh try at once; a refused connection more, with
+        pauses, for ``retry_for`` seconds. A daemon that took the connection but did
+        not answer in time is not asked again: that would double the wait.
+        """
+        deadline = time.monotonic() + self.retry_for
+        link = self._live_link()
+        pauses = iter(RETRY_PAUSES)
+        while True:
+            frame, nonce = self._seal(op, body)
+            try:
+                return self._exchange(frame, link), nonce
+            except DaemonUnreachable as exc:
+                if op not in RETRY_SAFE or isinstance(exc.__cause__, TimeoutError):
+                    raise
+                if link is not None:  # stale: straight to a fresh connection
+                    link = None
+                    continue
+                pause = next(pauses, RETRY_PAUSES[-1])
+                refused = isinstance(exc.__cause__, ConnectionRefusedError)
+                if not refused or op not in RETRY_WHILE_REFUSED:
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+
     def _seal(self, op: str, body: dict[str, Any]) -> tuple[bytes, bytes]:
         return wire.seal_request(self.client_id, self._cipher, op, body, now=time.time())
 
@@ -299,9 +397,12 @@ class Client:
             answer = (link or self._connect()).exchange(frame)
         except (OSError, EOFError) as exc:  # includes socket timeouts and rpyc's
             self._drop()
-            raise DaemonUnreachable(
-                f"daemon at {self.address}: {exc or type(exc).__name__}", "unreachable"
-            ) from exc
+            why = (
+                f"no answer within {self.timeout:g} s"
+                if isinstance(exc, TimeoutError)
+                else exc or type(exc).__name__
+            )
+            raise DaemonUnreachable(f"daemon at {self.address}: {why}", "unreachable") from exc
         except Exception as exc:  # an rpyc peer that is not an OMServer daemon
             self._drop()
             raise BadAnswer(f"daemon at {self.address}: {exc!r}", "bad_answer") from exc
@@ -331,6 +432,10 @@ class Client:
             with self._lock:
                 self._links.discard(link)
             link.close()
+
+    def close_thread(self) -> None:
+        """Close the calling thread's connection: a thread that ends must not leave it open."""
+        self._drop()
 
     def close(self) -> None:
         """Close every thread's connection."""

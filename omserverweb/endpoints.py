@@ -6,11 +6,11 @@ registered ``Zone``. A server whose zone is not registered is the default's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 
@@ -18,7 +18,16 @@ from omserver import client as daemon
 from omserver.client import Client
 from omserverweb.inventory.models import DEFAULT_ZONE, Zone
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
 PAGE_TIMEOUT = 30.0  # seconds a page waits for the daemon's answer
+# Seconds a zone's daemon gets to take a connection and answer a job's part or a
+# cancel: a hung one fails its own hosts after this, the other zones never wait for it.
+ZONE_TIMEOUT = 5.0
+# Seconds a refused connection (a daemon restarting) is tried again when sending a part;
+# within the wait of the request that sends it, so a daemon that is down says so at once.
+SEND_RETRY_FOR = 0.3
 
 
 @dataclass(frozen=True)
@@ -35,9 +44,9 @@ class Endpoint:
     def is_default(self) -> bool:
         return self.zone == DEFAULT_ZONE
 
-    def client(self, timeout: float = PAGE_TIMEOUT) -> Client:
-        """One per process, endpoint and timeout: safe to share between threads."""
-        return _client(self.address, self.client_id, self.key, timeout)
+    def client(self, timeout: float = PAGE_TIMEOUT, retry_for: float = 0.0) -> Client:
+        """One per process, endpoint and timeouts: safe to share between threads."""
+        return _client(self.address, self.client_id, self.key, timeout, retry_for)
 
 
 def default_endpoint() -> Endpoint:
@@ -68,8 +77,8 @@ def daemon_client(timeout: float = PAGE_TIMEOUT) -> Client:
 
 
 @lru_cache(maxsize=32)
-def _client(address: str, client_id: str, key: str, timeout: float) -> Client:
-    return Client(address, client_id, key, timeout=timeout)
+def _client(address: str, client_id: str, key: str, timeout: float, retry_for: float) -> Client:
+    return Client(address, client_id, key, timeout=timeout, retry_for=retry_for)
 
 
 def refusal_reason(exc: daemon.DaemonError, endpoint: Endpoint | None = None) -> str:
@@ -88,12 +97,21 @@ def refusal_reason(exc: daemon.DaemonError, endpoint: Endpoint | None = None) ->
         return f"{zone}master-control daemon at {endpoint.address} {refused}: {exc}"
     if isinstance(exc, daemon.DaemonUnreachable):
         return f"{zone}master-control daemon unreachable at {endpoint.address}: {exc}"
+    if isinstance(exc, daemon.Unavailable):
+        return (
+            f"{zone}master-control daemon at {endpoint.address} is unavailable "
+            f"(try again shortly): {exc}"
+        )
     return f"{zone}the daemon at {endpoint.address} answered: {exc}"
 
 
 @dataclass(frozen=True)
 class ZoneHealth:
-    """One zone's daemon as a ``ping`` found it: its answer, or why there was none."""
+    """One zone's daemon as a ``ping`` found it: its answer, or why there was none.
+
+    A daemon that answers may still say it is degraded (its database away, workers
+    dead): its ``health`` key; a daemon too old to have one is taken as healthy.
+    """
 
     endpoint: Endpoint
     answer: dict[str, Any] = field(default_factory=dict)
@@ -101,7 +119,26 @@ class ZoneHealth:
 
     @property
     def ok(self) -> bool:
+        """The daemon answered (it may still be degraded)."""
         return not self.error
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``degraded`` (it answers and says so) or ``unreachable``."""
+        if self.error:
+            return "unreachable"
+        health = self.answer.get("health")
+        degraded = isinstance(health, dict) and health.get("status", "ok") != "ok"
+        return "degraded" if degraded else "ok"
+
+    @property
+    def problems(self) -> list[str]:
+        """What the daemon says is wrong with it, in its words."""
+        health = self.answer.get("health")
+        found = health.get("problems") if isinstance(health, dict) else None
+        if isinstance(found, list) and found:
+            return [str(problem) for problem in found]
+        return ["the daemon says it is degraded"] if self.state == "degraded" else []
 
     @property
     def warnings(self) -> list[str]:
@@ -117,10 +154,20 @@ def probe(endpoints_: list[Endpoint], timeout: float) -> list[ZoneHealth]:
     """``ping`` every zone at once: a dead zone costs ``timeout``, not one per zone."""
 
     def ping(endpoint: Endpoint) -> ZoneHealth:
+        client = endpoint.client(timeout)
         try:
-            return ZoneHealth(endpoint, endpoint.client(timeout).ping())
+            return ZoneHealth(endpoint, client.ping())
         except daemon.DaemonError as exc:
             return ZoneHealth(endpoint, error=refusal_reason(exc, endpoint))
+        finally:
+            client.close_thread()  # the pool's threads end with this call
 
-    with ThreadPoolExecutor(len(endpoints_), thread_name_prefix="probe") as pool:
-        return list(pool.map(ping, endpoints_))
+    return each_at_once(ping, endpoints_)
+
+
+def each_at_once(work: Callable[[_T], _R], items: list[_T]) -> list[_R]:
+    """``work`` on every item, each in its own thread: the slowest sets the time taken."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(len(items), thread_name_prefix="zones") as pool:
+        return list(pool.map(work, items))

@@ -1,12 +1,14 @@
 """``GET /healthz``: is this web process able to serve, for load balancers and monitoring.
 
 Anonymous on purpose, so it says only ``ok``/``degraded``/``down`` and one word
-per dependency (``daemon`` for all zones' daemons together, ``zones`` for each);
+per dependency (``daemon`` for the default zone's daemon, the one the console
+asks for modules; ``zones`` for each zone's, ``ok``/``degraded``/``unreachable``);
 the details (addresses, messages) go to the log. The database decides the HTTP
-status (the console is useless without it); a daemon that does not answer makes
-it ``degraded`` but 200, since pages, history and the other zones still work.
-Each check has its own short timeout: a probe must answer before the prober
-gives up, whatever hangs behind it.
+status (the console is useless without it); a daemon that does not answer, or
+answers that it is degraded, makes it ``degraded`` but 200, since pages, history
+and the other zones still work. Each check has its own short timeout, and the
+zones are asked at once: a probe must answer before the prober gives up,
+whatever hangs behind it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from omserverweb.endpoints import default_endpoint, endpoints, probe
+from omserverweb.inventory.models import DEFAULT_ZONE
 
 log = logging.getLogger("omserverweb.health")
 TIMEOUT = 2  # seconds, per check; whole seconds because MySQL's connect_timeout is
@@ -31,8 +34,8 @@ TIMEOUT = 2  # seconds, per check; whole seconds because MySQL's connect_timeout
 class Health:
     status: str  # ok | degraded | down
     database: str  # ok | unreachable | error
-    daemon: str  # ok | unreachable (some zone's daemon does not answer)
-    zones: dict[str, str]  # zone -> ok | unreachable
+    daemon: str  # the default zone's daemon: ok | degraded | unreachable
+    zones: dict[str, str]  # zone -> ok | degraded | unreachable
 
     @property
     def http_status(self) -> int:
@@ -42,10 +45,11 @@ class Health:
 def check() -> Health:
     database = check_database()
     zones = check_daemons(database == "ok")
-    daemon = "ok" if all(state == "ok" for state in zones.values()) else "unreachable"
+    daemon = zones[DEFAULT_ZONE]
     if database != "ok":
         return Health("down", database, daemon, zones)
-    return Health("ok" if daemon == "ok" else "degraded", database, daemon, zones)
+    all_ok = all(state == "ok" for state in zones.values())
+    return Health("ok" if all_ok else "degraded", database, daemon, zones)
 
 
 def check_database() -> str:
@@ -92,7 +96,9 @@ def check_daemons(database_up: bool) -> dict[str, str]:
     for found in probe(zones, TIMEOUT):
         if not found.ok:
             log.warning("health: %s", found.error)
-        states[found.endpoint.zone] = "ok" if found.ok else "unreachable"
+        elif found.problems:
+            log.warning("health: zone %s: %s", found.endpoint.zone, "; ".join(found.problems))
+        states[found.endpoint.zone] = found.state
     return states
 
 

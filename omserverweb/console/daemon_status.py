@@ -11,7 +11,7 @@ from omserver.vocabulary import MODULE_FILE
 from omserverweb.endpoints import ZoneHealth, daemon_client, endpoints, probe, refusal_reason
 from omserverweb.inventory.models import Server
 
-PAGE_PROBE_TIMEOUT = 5.0
+PAGE_PROBE_TIMEOUT = 2.0  # seconds: a hung daemon must not keep a page waiting long
 
 
 @dataclass(frozen=True)

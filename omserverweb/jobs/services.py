@@ -3,14 +3,17 @@
 The web creates the job, with one part per zone its servers are in, and sends
 each part to its zone's daemon, which claims it and records its hosts' results
 into the same job. A part whose daemon cannot take it is closed here, its hosts
-failed with the reason, so history shows every attempt.
+failed with the reason, so history shows every attempt. The parts go out at
+once, each from its daemon's own threads with a short timeout: a hung daemon
+costs its own zone's hosts, not the other zones' nor the caller's time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import Any
 
@@ -21,7 +24,14 @@ from omserver import client as daemon
 from omserver.sdk import MASK, ParamError, mask_params, validate_params
 from omserver.vocabulary import ACTIVE_STATUSES, JobStatus
 from omserverweb.access.services import authorize_run
-from omserverweb.endpoints import Endpoint, endpoints_for, refusal_reason
+from omserverweb.endpoints import (
+    SEND_RETRY_FOR,
+    ZONE_TIMEOUT,
+    Endpoint,
+    each_at_once,
+    endpoints_for,
+    refusal_reason,
+)
 from omserverweb.inventory.models import Server
 from omserverweb.jobs import recorder
 from omserverweb.jobs.models import Job, JobPart
@@ -29,6 +39,10 @@ from omserverweb.modules.models import ModuleDefinition
 
 log = logging.getLogger("omserverweb.jobs")
 WEB_CLIENT = "web"
+SEND_WAIT = 0.5  # seconds a request waits for its zones' daemons to take their parts
+SENDERS_PER_DAEMON = 4
+_senders: dict[str, ThreadPoolExecutor] = {}  # daemon address -> its sender threads
+_senders_lock = threading.Lock()
 
 
 class JobRequestError(ValueError):
@@ -71,18 +85,21 @@ def start_job(
             "rollout",
         )
     job = _create_job(user, module, servers, groups, clean, timeout, rollout)
-    parts = {part.zone: part for part in job.parts.all()}
-    who = user.get_username()
-    sends = [
-        partial(_send_part, job, parts[endpoint.zone], endpoint, members, clean, who)
+    parts = {part.zone: part.pk for part in job.parts.all()}
+    sends = {
+        _sender(endpoint).submit(
+            _send_part, job, endpoint, [s.as_target() for s in members], clean, user.get_username()
+        ): parts[endpoint.zone]
         for endpoint, members in groups.items()
-    ]
-    if len(sends) == 1:
-        sends[0]()
-    else:  # one zone's slow daemon must not hold up the others
-        with ThreadPoolExecutor(len(sends), thread_name_prefix="zone") as pool:
-            for future in [pool.submit(_with_own_connection, send) for send in sends]:
-                future.result()
+    }
+    # A zone whose daemon hangs must hold up neither the others nor the caller: answer
+    # after SEND_WAIT with what is known; a late refusal fails its part when it comes.
+    done, late = wait(sends, timeout=SEND_WAIT)
+    for future in done:
+        _record_refusal(sends[future], future)
+    caller = threading.current_thread()
+    for future in late:
+        future.add_done_callback(partial(_record_late_refusal, sends[future], caller))
     job.refresh_from_db()
     return job
 
@@ -116,16 +133,16 @@ def _create_job(
 
 def _send_part(
     job: Job,
-    part: JobPart,
     endpoint: Endpoint,
-    servers: list[Server],
+    targets: list[dict[str, Any]],
     params: dict[str, Any],
     requested_by: str,
-) -> None:
+) -> str:
+    """Hand one zone its part; why it could not take it, or "" when it did."""
     try:
-        endpoint.client().submit(
+        endpoint.client(ZONE_TIMEOUT, SEND_RETRY_FOR).submit(
             job.module_id,
-            [s.as_target() for s in servers],
+            targets,
             params,
             timeout=job.timeout,
             requested_by=requested_by,
@@ -134,15 +151,44 @@ def _send_part(
         )
     except daemon.DaemonError as exc:
         reason = refusal_reason(exc, endpoint)
-        log.error("job %d: zone %s not started: %s", job.pk, endpoint.zone, reason)
-        recorder.fail_unclaimed_part(part.pk, reason)
+    except Exception as exc:  # a bug here must not leave the part queued for minutes
+        log.exception("job %d: zone %s: sending the part failed", job.pk, endpoint.zone)
+        reason = f"zone {endpoint.zone}: the web console could not send it: {exc!r}"
+    else:
+        return ""
+    log.error("job %d: zone %s not started: %s", job.pk, endpoint.zone, reason)
+    return reason
 
 
-def _with_own_connection(work: Callable[[], None]) -> None:
+def _record_refusal(part_id: int, sent: Future[str]) -> None:
+    reason = sent.result()
+    if reason:
+        recorder.fail_unclaimed_part(part_id, reason)
+
+
+def _record_late_refusal(part_id: int, caller: threading.Thread, sent: Future[str]) -> None:
+    """A straggler's outcome, in its sender thread (or the caller's, had it just ended)."""
+    if threading.current_thread() is caller:
+        _record_refusal(part_id, sent)
+        return
     try:
-        work()
+        _record_refusal(part_id, sent)
+    except Exception:
+        log.exception("part %d: recording the daemon's refusal failed", part_id)
     finally:
-        connection.close()  # the pool thread's own database connection
+        connection.close()  # the sender thread's own database connection
+
+
+def _sender(endpoint: Endpoint) -> ThreadPoolExecutor:
+    """The threads that send parts to one daemon: kept, so that their connections are
+    reused; one per daemon, so that a hung one keeps only its own busy."""
+    with _senders_lock:
+        pool = _senders.get(endpoint.address)
+        if pool is None:
+            pool = _senders[endpoint.address] = ThreadPoolExecutor(
+                SENDERS_PER_DAEMON, thread_name_prefix=f"send-{endpoint.zone}"
+            )
+        return pool
 
 
 def rerun_params(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -165,13 +211,20 @@ class DaemonUnavailableError(RuntimeError):
 
 
 def cancel_job(job: Job) -> None:
-    """Ask every daemon still running a part of the job to stop it."""
+    """Ask every daemon still running a part of the job to stop it, all at once."""
     zones = list(job.parts.filter(status__in=ACTIVE_STATUSES).values_list("zone", flat=True))
-    failures = []
-    for endpoint in set(endpoints_for(zones or [job.daemon]).values()):
+
+    def cancel(endpoint: Endpoint) -> str:
+        client = endpoint.client(ZONE_TIMEOUT)
         try:
-            endpoint.client().cancel(job.pk)
+            client.cancel(job.pk)
         except daemon.DaemonError as exc:
-            failures.append(refusal_reason(exc, endpoint))
+            return refusal_reason(exc, endpoint)
+        finally:
+            client.close_thread()  # the pool's threads end with this call
+        return ""
+
+    targets = sorted(set(endpoints_for(zones or [job.daemon]).values()), key=lambda e: e.zone)
+    failures = [reason for reason in each_at_once(cancel, targets) if reason]
     if failures:
         raise DaemonUnavailableError("; ".join(failures))
