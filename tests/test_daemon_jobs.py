@@ -258,7 +258,9 @@ def exchange(daemon: RunningDaemon, frame: bytes) -> dict:
 
 
 @pytest.mark.salt
-def test_sigterm_lets_a_short_job_finish_and_interrupts_the_rest(salt_daemon) -> None:
+def test_sigterm_lets_a_short_job_finish_interrupts_the_rest_and_keeps_the_queue(
+    salt_daemon,
+) -> None:
     data_dir, env, url, targets = salt_daemon
     env = {**env, "OMSERVER_DAEMON_SHUTDOWN_GRACE": "8"}
     with running_daemon(data_dir, env, database_url=url) as daemon, daemon.client() as client:
@@ -270,11 +272,16 @@ def test_sigterm_lets_a_short_job_finish_and_interrupts_the_rest(salt_daemon) ->
         assert client.job(waiting)["status"] == "queued"
         os.kill(daemon.process.pid, signal.SIGTERM)  # as systemd's KillMode=mixed does
         daemon.process.wait(60)
+        issued = daemon.issued
     assert Job.objects.get(pk=short).status == "succeeded"
     assert Job.objects.get(pk=long).status == "interrupted"
-    assert Job.objects.get(pk=waiting).status == "interrupted"
+    assert Job.objects.get(pk=waiting).status == "queued"  # asked for: not thrown away
     assert not JobHost.objects.filter(job_id=waiting).exists()
     assert verify_jobs() is None  # nothing a stopping worker wrote late altered a closed job
+    with running_daemon(data_dir, env, issued, database_url=url) as daemon:
+        with daemon.client() as client:
+            assert client.wait(waiting, 120)["status"] == "succeeded"  # ran after the restart
+    assert Job.objects.get(pk=waiting).order == ""  # its sealed order went once it ran
 
 
 @pytest.mark.salt

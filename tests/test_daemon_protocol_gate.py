@@ -67,6 +67,7 @@ def test_the_handler_gets_the_caller_and_typed_arguments_with_defaults():
                 "requested_by": None,
                 "rollout": None,
                 "job": None,
+                "request": None,
             },
         },
     }

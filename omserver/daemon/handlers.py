@@ -46,7 +46,7 @@ class EngineHandler(CatalogHandler):
         self.engine = engine
 
     def ping(self, caller: str) -> dict[str, Any]:
-        return {**super().ping(caller), "name": self.engine.name}
+        return {**super().ping(caller), "name": self.engine.name, "health": self.engine.health()}
 
     def submit(self, caller: str, **request: Any) -> int:
         return self.engine.submit(caller, request)

@@ -63,6 +63,7 @@ class Handler(Protocol):
         requested_by: str | None,
         rollout: dict[str, Any] | None,
         job: int | None,
+        request: str | None,
     ) -> int:
         """Queue a job (or, given ``job``, claim this daemon's part of it); its id at once."""
 
@@ -86,6 +87,7 @@ class Handler(Protocol):
         requested_by: str | None,
         rollout: dict[str, Any] | None,
         job: int | None,
+        request: str | None,
         wait: float,
     ) -> dict[str, Any]:
         """Submit, then ``wait`` up to ``wait`` seconds; the state (it may still run)."""

@@ -17,7 +17,8 @@ from datetime import timedelta
 from typing import Any
 
 from omserver.config import Config
-from omserver.jobs import execution
+from omserver.jobs import execution, orders
+from omserver.jobs.durable import DurableRecorder, RecordUnavailable
 from omserver.jobs.events import Event, HostDone, Output, StepStarted
 from omserver.jobs.queue import JobQueue, Ticket
 from omserver.jobs.recorder import Recorder
@@ -33,6 +34,9 @@ log = logging.getLogger("omserver.jobs.engine")
 KILL_WAIT = 5.0  # seconds a worker gets, after shutdown cancelled its job, to kill its process
 UNDELIVERED_AFTER = timedelta(minutes=5)  # a web job's part no daemon took by then: failed
 SWEEP_EVERY = 60.0  # seconds between looks for such parts
+START_DRAIN = 30.0  # seconds a starting daemon waits for its spool to reach the record
+MAX_REQUEST_ID = 64  # characters of a client's request id
+WATCH_WORKERS_EVERY = 2.0  # seconds between checks that every worker thread lives
 # Seconds before its deadline a job has run out of time: a step the deadline cut short
 # may end (as timeout) just before it, and a later batch started then could only time out.
 DEADLINE_MARGIN = 1.0
@@ -53,11 +57,16 @@ class RunningJob:
     params: dict[str, Any]
     timeout: float
     rollout: Rollout | None
-    ticket: Ticket
+    part_id: int | None = None  # set when it runs one zone's part of a web job
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
-    part_id: int | None = None  # set when it runs one zone's part of a web job
     statuses: dict[str, str] = field(default_factory=dict)  # host -> its status, once done
+    ticket: Ticket = field(init=False)  # its place in the queue
+
+    def __post_init__(self) -> None:
+        exclusive = self.module.exclusive  # such a module runs once at a time on a host
+        pairs = {(self.module.id, t.hostname) for t in self.targets} if exclusive else set()
+        self.ticket = Ticket(self.job_id, frozenset(pairs))
 
     def ok_hosts(self) -> int:
         return sum(1 for status in self.statuses.values() if status == HostStatus.OK)
@@ -79,29 +88,69 @@ class Engine:
         self.config = config
         self.registry = registry
         self.name = name
-        self.recorder = recorder
+        self.recorder = DurableRecorder(recorder, config.data_dir / "spool")
+        self._orders = orders.queue_cipher(config.data_dir)
         self._execute = executor
         self._queue = JobQueue()
         self._jobs: dict[int, RunningJob] = {}
         self._lock = threading.Lock()
-        self._workers = [
-            threading.Thread(target=self._work, name=f"job-worker-{n}", daemon=True)
-            for n in range(config["daemon.workers"])
-        ]
+        self._workers: list[threading.Thread] = []
+        self._replaced = 0  # worker threads that died and were replaced
         self._stopping = threading.Event()
 
     # -- life cycle ---------------------------------------------------------------
 
     def start(self) -> None:
+        self.recorder.drain(START_DRAIN)  # what a previous run spooled goes in first
         stale = self.recorder.interrupt_unfinished(self.name, "the daemon stopped before it ended")
         if stale:
             log.warning("marked %d job(s) left by a previous run as interrupted", stale)
-        for worker in self._workers:
-            worker.start()
+        self._requeue()
+        self._workers = [self._worker(n) for n in range(self.config["daemon.workers"])]
         threading.Thread(target=self._sweep, name="job-sweeper", daemon=True).start()
+        threading.Thread(target=self._watch_workers, name="job-watcher", daemon=True).start()
+
+    def _worker(self, number: int) -> threading.Thread:
+        worker = threading.Thread(target=self._work, name=f"job-worker-{number}", daemon=True)
+        worker.start()
+        return worker
+
+    def _watch_workers(self) -> None:
+        """A worker never dies of a job; should one die all the same, it is replaced."""
+        while not self._stopping.wait(WATCH_WORKERS_EVERY):
+            for number, worker in enumerate(self._workers):
+                if not worker.is_alive() and not self._stopping.is_set():
+                    log.error("%s died: starting a new one", worker.name)
+                    self._replaced += 1
+                    self._workers[number] = self._worker(number)
+
+    def health(self) -> dict[str, Any]:
+        """What ``ping`` reports: ``status`` ok or degraded, and the ``problems`` why."""
+        record = self.recorder.health()
+        configured = self.config["daemon.workers"]
+        alive = sum(worker.is_alive() for worker in self._workers)
+        problems = []
+        if record["database"] != "ok":
+            problems.append(f"the database is unreachable: {record['database_error']}")
+        if record["spooled"]:
+            problems.append(f"{record['spooled']} record write(s) wait in the spool")
+        if alive < configured and not self._stopping.is_set():
+            problems.append(f"{alive} of {configured} job workers are alive")
+        if self._replaced:
+            problems.append(f"{self._replaced} job worker(s) died and were replaced; see the log")
+        return {
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
+            "database": record["database"],
+            "spooled": record["spooled"],
+            "workers": alive,
+            "workers_configured": configured,
+            "workers_replaced": self._replaced,
+        }
 
     def shutdown(self, grace: float) -> None:
-        """Let running jobs finish within ``grace`` seconds; interrupt the rest."""
+        """Let running jobs finish within ``grace`` seconds and interrupt the rest; queued
+        jobs stay queued in the record, to run after the next start."""
         self._stopping.set()
         never_started = set(self._queue.close())
         deadline = time.monotonic() + grace
@@ -112,17 +161,22 @@ class Engine:
         unfinished = [job for job in running if not job.done.is_set()]
         for job in unfinished:
             job.cancel.set()
-        self.recorder.interrupt_unfinished(
-            self.name,
-            "the daemon was stopped before the job ended",
-            [*never_started, *(job.job_id for job in unfinished)],
-        )
+        if unfinished:
+            try:
+                self.recorder.interrupt_unfinished(
+                    self.name,
+                    "the daemon was stopped before the job ended",
+                    [job.job_id for job in unfinished],
+                )
+            except RecordUnavailable as exc:  # the next start interrupts them
+                log.error("could not mark %d job(s) interrupted: %s", len(unfinished), exc)
         with self._lock:
             queued = [self._jobs[job_id] for job_id in never_started if job_id in self._jobs]
-        for job in queued:  # a client waiting on one has its answer now
+        for job in queued:  # they stay queued, for the next start; a waiting client is told
             self._forget(job)
         for worker in self._workers:  # their late writes to closed jobs are dropped
             worker.join(KILL_WAIT)
+        self.recorder.drain(max(0.0, deadline - time.monotonic()))
 
     def _sweep(self) -> None:
         """Now and then, fail what the web created but never delivered to any daemon."""
@@ -130,8 +184,8 @@ class Engine:
         while True:
             try:
                 failed = self.recorder.fail_undelivered_parts(UNDELIVERED_AFTER, reason)
-            except Exception:  # the database may be down for a while: try again later
-                log.exception("looking for undelivered job parts failed")
+            except RecordUnavailable as exc:  # the database may be down a while: try later
+                log.warning("could not look for undelivered job parts: %s", exc)
             else:
                 if failed:
                     log.warning("failed %d job part(s) that no daemon was ever given", failed)
@@ -155,13 +209,33 @@ class Engine:
             raise SubmitError("invalid_request", str(exc), "rollout") from exc
         timeout = self._timeout(body.get("timeout"))
         requested_by = str(body.get("requested_by") or client)[:150]
+        request = body.get("request")
+        if request is not None and not 0 < len(request) <= MAX_REQUEST_ID:
+            raise SubmitError("invalid_request", f"request must be 1-{MAX_REQUEST_ID} characters")
+        if body.get("job") is None and request is not None:
+            found = self.recorder.job_for_request(client, request)
+            if found is not None:  # a retry of a submit that made it: the same job
+                return found
         self.recorder.ensure_module(
             module.id, module.name, module.caption, module.params, list(module.backends)
+        )
+        order = orders.seal(
+            self._orders,
+            {
+                "module": module.id,
+                "targets": [t.to_dict() for t in targets],
+                "params": params,
+                "timeout": timeout,
+                "rollout": rollout.as_dict() if rollout else None,
+            },
         )
         part_id = None
         if body.get("job") is not None:
             job_id = body["job"]
-            part_id = self._claim(job_id, module, targets)
+            running = self._jobs.get(job_id)
+            if running is not None and running.part_id is not None:
+                return job_id  # a retry of the submit that claimed it
+            part_id = self._claim(job_id, module, targets, order)
         else:
             job_id = self.recorder.create_job(
                 module_id=module.id,
@@ -173,15 +247,10 @@ class Engine:
                 backend=self.config["daemon.backend"],
                 timeout=timeout,
                 daemon=self.name,
+                request=request,
+                order=order,
             )
-        locks = (
-            frozenset((module.id, t.hostname) for t in targets) if module.exclusive else frozenset()
-        )
-        ticket = Ticket(job_id, locks)
-        job = RunningJob(job_id, module, targets, params, timeout, rollout, ticket, part_id=part_id)
-        with self._lock:
-            self._jobs[job_id] = job
-        self._queue.put(job.ticket)
+        self._enqueue(RunningJob(job_id, module, targets, params, timeout, rollout, part_id))
         log.info(
             "job %d queued: module %d on %d host(s) for %s via %s",
             job_id,
@@ -191,6 +260,33 @@ class Engine:
             client,
         )
         return job_id
+
+    def _enqueue(self, job: RunningJob) -> None:
+        with self._lock:
+            self._jobs[job.job_id] = job
+        self._queue.put(job.ticket)
+
+    def _requeue(self) -> None:
+        """Queue again what this daemon had queued when it stopped, in the order it came."""
+        for job_id, part_id, sealed in self.recorder.queued_orders(self.name):
+            try:
+                order = orders.open_sealed(self._orders, sealed)
+                module = self.registry.get(order["module"])
+                targets = [Target(**target) for target in order["targets"]]
+                rollout = Rollout.from_dict(order["rollout"])
+            except (orders.OrderError, NoSuchModule, KeyError, TypeError, ValueError) as exc:
+                reason = f"not run after the daemon restarted: {exc}"
+                log.error("job %d: %s", job_id, reason)
+                if part_id is None:
+                    self.recorder.finish_job(job_id, JobStatus.FAILED, reason)
+                else:
+                    self.recorder.finish_part(part_id, JobStatus.FAILED, reason)
+                continue
+            job = RunningJob(
+                job_id, module, targets, order["params"], order["timeout"], rollout, part_id
+            )
+            self._enqueue(job)
+            log.info("job %d queued again after the restart", job_id)
 
     def state(self, job_id: int, after: int = 0) -> dict[str, Any]:
         state = self.recorder.job_state(job_id, after)
@@ -228,9 +324,12 @@ class Engine:
             job = self._jobs[ticket.job_id]
             try:
                 self._run(job)
-            except Exception as exc:  # a bug here must not kill the worker or hide the job
+            except BaseException as exc:  # a bug here must not hide the job
                 log.exception("job %d crashed the engine", job.job_id)
-                self._finish(job, JobStatus.FAILED, f"internal error: {exc}")
+                self._close_unrun(job, f"internal error: {exc!r}")
+                self._finish(job, JobStatus.FAILED, f"internal error: {exc!r}")
+                if not isinstance(exc, Exception):
+                    raise  # the thread ends (the watcher starts another)
             finally:
                 self._queue.release(ticket)
                 self._forget(job)
@@ -329,16 +428,14 @@ class Engine:
 
     # -- request checks -----------------------------------------------------------
 
-    def _claim(self, job_id: Any, module: LoadedModule, targets: list[Target]) -> int:
+    def _claim(self, job_id: Any, module: LoadedModule, targets: list[Target], order: str) -> int:
         """This daemon's part of a job the web created (one part per zone it spans)."""
         if isinstance(job_id, bool) or not isinstance(job_id, int):
             raise SubmitError("invalid_request", "job must be a job id (integer)", "job")
         if job_id in self._jobs:
-            raise SubmitError(
-                "invalid_request", f"a part of job {job_id} already runs on this daemon", "job"
-            )
+            raise SubmitError("invalid_request", f"job {job_id} already runs on this daemon", "job")
         part_id = self.recorder.claim_part(
-            job_id, module.id, [t.hostname for t in targets], self.name
+            job_id, module.id, [t.hostname for t in targets], self.name, order
         )
         if part_id is None:
             raise SubmitError(

@@ -5,7 +5,8 @@ where the record lives. The web's jobs app implements it over the shared
 database (``omserverweb.jobs.recorder``); the engine's unit tests use one in
 memory. Every method is called from the daemon's worker and connection
 threads, each call its own short unit of work, so that readers see results as
-they arrive.
+they arrive. The engine wraps it in :class:`~omserver.jobs.durable.DurableRecorder`,
+which keeps the writes the record cannot take yet and replays them.
 """
 
 from __future__ import annotations
@@ -38,14 +39,26 @@ class Recorder(Protocol):
         backend: str,
         timeout: float,
         daemon: str,
+        request: str | None,
+        order: str,
     ) -> int:
-        """A new queued job; its id."""
+        """A new queued job; its id. ``request``: the client's id for the submission;
+        ``order``: what to run, sealed (see :mod:`omserver.jobs.orders`)."""
 
-    def claim_part(self, job_id: int, module_id: int, hosts: list[str], daemon: str) -> int | None:
-        """Take the unclaimed part of a web job with exactly these hosts; its id, or None."""
+    def job_for_request(self, client: str, request: str) -> int | None:
+        """The job ``client`` created with the request id ``request``, if any."""
+
+    def claim_part(
+        self, job_id: int, module_id: int, hosts: list[str], daemon: str, order: str
+    ) -> int | None:
+        """Take the unclaimed part of a web job with exactly these hosts, keeping its sealed
+        ``order``; its id, or None."""
+
+    def queued_orders(self, daemon: str) -> list[tuple[int, int | None, str]]:
+        """``daemon``'s queued jobs and parts, oldest first: ``(job, part or None, order)``."""
 
     def mark_running(self, job_id: int, part_id: int | None = None) -> None:
-        """The job (and its part) started."""
+        """The job (and its part) started: its order is no longer kept."""
 
     def start_step(
         self, job_id: int, step: int, action: str, hosts: list[str], started: float
@@ -80,11 +93,19 @@ class Recorder(Protocol):
     def interrupt_unfinished(
         self, daemon: str, reason: str, job_ids: Iterable[int] | None = None
     ) -> int:
-        """Mark ``daemon``'s queued and running jobs and parts (or only ``job_ids``)
-        interrupted; how many."""
+        """Mark ``daemon``'s running jobs and parts (or only ``job_ids``), and its queued
+        ones without an order, interrupted; how many."""
 
     def fail_undelivered_parts(self, older_than: timedelta, reason: str) -> int:
         """Fail the parts of web jobs no daemon took within ``older_than``; how many."""
+
+    def replay(self, key: str, name: str, args: tuple[Any, ...]) -> None:
+        """Call the write method ``name`` with ``args`` unless a write with ``key`` was
+        replayed before: in one transaction with a note of ``key`` (see
+        :mod:`omserver.jobs.durable`)."""
+
+    def check(self) -> None:
+        """Raise when the record cannot be reached (a cheap round trip)."""
 
     def job_state(self, job_id: int, after: int = 0) -> dict[str, Any] | None:
         """The job as JSON data with its host results written after ``after``; None if

@@ -52,6 +52,8 @@ _SUBMIT = {
     "requested_by": Arg("a string", required=False),
     "rollout": Arg("an object", required=False),
     "job": Arg("an integer", required=False),  # run this daemon's part of a web job
+    # The client's id for this submission: a retry with the same id gets the same job.
+    "request": Arg("a string", required=False),
 }
 
 OPERATIONS: dict[str, dict[str, Arg]] = {

@@ -46,6 +46,12 @@ class Job(models.Model):
     # 1: recorded before steps (each host's one result is its step 1); 2: steps. The job
     # chain hashes each as it was recorded (audit.jobchain).
     record_format = models.PositiveSmallIntegerField(_("record format"), default=2)
+    # The submitting client's id for the request: a retried submit finds its job here.
+    # NULL, not "", when there is none: NULLs never clash in the unique constraint below.
+    request = models.CharField(_("request id"), max_length=64, null=True, blank=True)  # noqa: DJ001
+    # While queued on a daemon: what it will run, sealed with its queue key (the
+    # parameters unmasked), so that the job survives a daemon restart. Emptied once it runs.
+    order = models.TextField(_("queued order (sealed)"), blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -57,6 +63,7 @@ class Job(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["chain_pos"], name="uniq_job_chain_pos"),
+            models.UniqueConstraint(fields=["client", "request"], name="uniq_job_request"),
         ]
         verbose_name = _("job")
         verbose_name_plural = _("jobs")
@@ -92,6 +99,7 @@ class JobPart(models.Model):
     rollout_stop = models.TextField(_("rollout stopped"), blank=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    order = models.TextField(_("queued order (sealed)"), blank=True)  # as Job.order
 
     class Meta:
         ordering = ["job", "zone"]
@@ -194,3 +202,18 @@ class JobOutput(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host} step {self.step} {self.stream}"
+
+
+class ReplayedWrite(models.Model):
+    """A daemon's write replayed from its spool (``omserver.jobs.durable``): noted in the
+    same transaction, so that a second replay of it (after a crash) writes nothing."""
+
+    key = models.CharField(_("key"), max_length=64, primary_key=True)
+    at = models.DateTimeField(_("replayed"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("replayed write")
+        verbose_name_plural = _("replayed writes")
+
+    def __str__(self) -> str:
+        return self.key

@@ -20,12 +20,13 @@ step's output.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from omserver.sdk import HostResult
@@ -34,7 +35,7 @@ from omserverweb.audit.chain import JOBS_SCOPE, ensure_heads, link_hash, locked_
 from omserverweb.audit.jobchain import job_content
 from omserverweb.audit.models import ChainHead
 from omserverweb.inventory.models import Server
-from omserverweb.jobs.models import Job, JobHost, JobOutput, JobPart, JobStep
+from omserverweb.jobs.models import Job, JobHost, JobOutput, JobPart, JobStep, ReplayedWrite
 from omserverweb.jobs.queries import job_changes
 from omserverweb.modules.models import ModuleDefinition
 
@@ -78,7 +79,15 @@ def create_job(**fields: Any) -> int:
 
 
 @_fresh_connection
-def claim_part(job_id: int, module_id: int, hosts: list[str], daemon: str) -> int | None:
+def job_for_request(client: str, request: str) -> int | None:
+    """The job ``client`` submitted with this request id, if any (a retried submit)."""
+    return Job.objects.filter(client=client, request=request).values_list("pk", flat=True).first()
+
+
+@_fresh_connection
+def claim_part(
+    job_id: int, module_id: int, hosts: list[str], daemon: str, order: str = ""
+) -> int | None:
     """Take the web's queued part of this module on exactly these hosts; its id, or None.
 
     A part is claimed once: a replayed or second submission finds nothing to take.
@@ -92,8 +101,20 @@ def claim_part(job_id: int, module_id: int, hosts: list[str], daemon: str) -> in
         part = next((p for p in unclaimed if sorted(p.hosts) == sorted(hosts)), None)
         if part is None:
             return None
-        JobPart.objects.filter(pk=part.pk).update(daemon=daemon)
+        JobPart.objects.filter(pk=part.pk).update(daemon=daemon, order=order)
     return part.pk
+
+
+@_fresh_connection
+def queued_orders(daemon: str) -> list[tuple[int, int | None, str]]:
+    """What ``daemon`` had queued, to queue again when it starts: oldest job first."""
+    queued = {"daemon": daemon, "status": JobStatus.QUEUED}
+    jobs = Job.objects.filter(**queued).exclude(order="").values_list("pk", "order")
+    parts = JobPart.objects.filter(**queued).exclude(order="")
+    return sorted(
+        [(job_id, None, order) for job_id, order in jobs]
+        + list(parts.values_list("job_id", "pk", "order"))
+    )
 
 
 @_fresh_connection
@@ -101,10 +122,10 @@ def mark_running(job_id: int, part_id: int | None = None) -> None:
     now = timezone.now()
     if part_id is not None:
         JobPart.objects.filter(pk=part_id, status=JobStatus.QUEUED).update(
-            status=JobStatus.RUNNING, started_at=now
+            status=JobStatus.RUNNING, started_at=now, order=""
         )
     Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now
+        status=JobStatus.RUNNING, started_at=now, order=""
     )
 
 
@@ -135,6 +156,12 @@ def start_step(job_id: int, step: int, action: str, hosts: list[str], started: f
             for n, host in enumerate(new)
         )
         at = datetime.fromtimestamp(started, UTC)
+        # None, unless a write the database took was reported lost and sent again
+        begun = set(
+            JobStep.objects.filter(job_id=job_id, host__in=hosts, number=step).values_list(
+                "host", flat=True
+            )
+        )
         JobStep.objects.bulk_create(
             JobStep(
                 job_id=job_id,
@@ -146,6 +173,7 @@ def start_step(job_id: int, step: int, action: str, hosts: list[str], started: f
                 seq=seq + len(hosts) + n,
             )
             for n, host in enumerate(hosts)
+            if host not in begun
         )
 
 
@@ -247,6 +275,7 @@ def _finish_host(job_id: int, host: str, status: str, error: str, seq: int) -> N
         JobHost.objects.create(job_id=job_id, host=host, **fields)
 
 
+@_fresh_connection
 def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
     """Close the job and link it into the chain of job records, in one transaction.
 
@@ -263,13 +292,12 @@ def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = ""
         )
         if closed:
             link_job(job_id)
-    close_old_connections()
 
 
+@_fresh_connection
 def finish_part(part_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
     """Close a zone's part of a job, and the job once no part is left running."""
     _close_part(JobPart.objects.filter(pk=part_id), status, error, rollout_stop)
-    close_old_connections()
 
 
 def fail_unclaimed_part(part_id: int, reason: str) -> None:
@@ -369,11 +397,13 @@ def _settle(job_id: int) -> None:
 
 @_fresh_connection
 def interrupt_unfinished(daemon: str, reason: str, job_ids: Iterable[int] | None = None) -> int:
-    """Mark this daemon's queued/running jobs and parts interrupted (at start-up or shutdown)."""
+    """Mark this daemon's running jobs and parts interrupted (at start-up or shutdown), and
+    queued ones it could not run again (no order kept: queued before orders were)."""
     ensure_heads([JOBS_SCOPE])
+    unfinished = Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, order="")
     with transaction.atomic():
-        jobs = Job.objects.select_for_update().filter(daemon=daemon, status__in=ACTIVE_STATUSES)
-        parts = JobPart.objects.filter(daemon=daemon, status__in=ACTIVE_STATUSES)
+        jobs = Job.objects.select_for_update().filter(unfinished, daemon=daemon)
+        parts = JobPart.objects.filter(unfinished, daemon=daemon)
         if job_ids is not None:
             jobs = jobs.filter(pk__in=list(job_ids))
             parts = parts.filter(job_id__in=list(job_ids))
@@ -387,6 +417,34 @@ def interrupt_unfinished(daemon: str, reason: str, job_ids: Iterable[int] | None
     for part_id in part_ids:
         finish_part(part_id, JobStatus.INTERRUPTED, reason)
     return len(interrupted) + len(part_ids)
+
+
+REPLAYED_KEPT = timedelta(days=7)  # notes of replayed writes are kept this long
+PRUNE_EVERY = 3600.0  # seconds between deletions of older notes
+_pruned = float("-inf")
+
+
+@_fresh_connection
+def replay(key: str, name: str, args: tuple[Any, ...]) -> None:
+    """A write from a daemon's spool, once: skipped when its key is noted already."""
+    write = _REPLAYABLE[name]
+    if name in ("finish_job", "finish_part"):
+        ensure_heads([JOBS_SCOPE])  # outside the transaction: see ensure_heads
+    with transaction.atomic():
+        if ReplayedWrite.objects.filter(key=key).exists():
+            return
+        write(*args)
+        ReplayedWrite.objects.create(key=key)
+    global _pruned
+    if time.monotonic() - _pruned > PRUNE_EVERY:  # now and then, forget the old notes
+        _pruned = time.monotonic()
+        ReplayedWrite.objects.filter(at__lt=timezone.now() - REPLAYED_KEPT).delete()
+
+
+@_fresh_connection
+def check() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 @_fresh_connection
@@ -417,3 +475,19 @@ def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:
     job["module"] = job.pop("module_id")
     job.update(job_changes(job_id, after))
     return job
+
+
+# What a daemon may replay from its spool (the writes DurableRecorder keeps).
+_REPLAYABLE: dict[str, Callable[..., None]] = {
+    f.__name__: f
+    for f in (
+        mark_running,
+        start_step,
+        save_output,
+        save_step,
+        cut_step,
+        finish_hosts,
+        finish_job,
+        finish_part,
+    )
+}

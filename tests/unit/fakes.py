@@ -20,7 +20,10 @@ from omserver.modules.registry import NoSuchModule
 from omserver.sdk import HostResult, Target
 from omserver.vocabulary import ACTIVE_STATUSES, HostStatus, JobStatus
 
-TAG = [{"name": "tag", "type": "str", "default": ""}]  # names a job in the executor's log
+TAG = [  # "tag" names a job in the executor's log
+    {"name": "tag", "type": "str", "default": ""},
+    {"name": "secret", "type": "str", "default": "", "sensitive": True},
+]
 
 
 def module(module_id: int, *, exclusive: bool = False) -> LoadedModule:
@@ -67,6 +70,7 @@ class MemoryRecorder:
         self.inventory = {name: {"hostname": name, "lan_ip": "127.0.0.1"} for name in inventory}
         self.jobs: dict[int, RecordedJob] = {}
         self.modules: set[int] = set()
+        self.replayed: set[str] = set()
         self._lock = threading.Lock()
 
     def inventory_targets(self, hostnames: list[str]) -> dict[str, dict[str, Any]]:
@@ -83,8 +87,29 @@ class MemoryRecorder:
             self.jobs[job_id] = RecordedJob(JobStatus.QUEUED, targets, fields)
             return job_id
 
-    def claim_part(self, job_id: int, module_id: int, hosts: list[str], daemon: str) -> None:
+    def job_for_request(self, client: str, request: str) -> int | None:
+        with self._lock:
+            mine = [n for n, job in self.jobs.items() if job.fields.get("client") == client]
+            return next((n for n in mine if self.jobs[n].fields.get("request") == request), None)
+
+    def replay(self, key: str, name: str, args: tuple[Any, ...]) -> None:
+        if key in self.replayed:
+            return
+        getattr(self, name)(*args)
+        self.replayed.add(key)  # one flusher thread replays: no race to guard
+
+    def check(self) -> None:
+        """Always reachable: it is memory."""
+
+    def claim_part(
+        self, job_id: int, module_id: int, hosts: list[str], daemon: str, order: str
+    ) -> None:
         return None  # web jobs across zones are the real recorder's business
+
+    def queued_orders(self, daemon: str) -> list[tuple[int, int | None, str]]:
+        with self._lock:
+            queued = [(n, job) for n, job in self.jobs.items() if job.status == JobStatus.QUEUED]
+            return [(n, None, job.fields["order"]) for n, job in queued]
 
     def mark_running(self, job_id: int, part_id: int | None = None) -> None:
         with self._lock:
@@ -140,7 +165,7 @@ class MemoryRecorder:
     ) -> int:
         with self._lock:
             chosen = self.jobs if job_ids is None else set(job_ids)
-            hit = [n for n in chosen if self.jobs[n].status in ACTIVE_STATUSES]
+            hit = [n for n in chosen if self.jobs[n].status == JobStatus.RUNNING]
             for job_id in hit:
                 self.jobs[job_id].status, self.jobs[job_id].error = JobStatus.INTERRUPTED, reason
             return len(hit)
@@ -174,6 +199,7 @@ class ScriptedExecutor:
         self.gates: dict[str, threading.Event] = {}
         self.running: dict[str, threading.Event] = {}
         self.log: list[tuple[str, str, tuple[str, ...]]] = []
+        self.params: dict[str, dict[str, Any]] = {}  # tag -> the parameters it ran with
         self._lock = threading.Lock()
 
     def hold(self, tag: str) -> threading.Event:
@@ -198,8 +224,11 @@ class ScriptedExecutor:
         tag, hosts = params["tag"], tuple(t.hostname for t in targets)
         with self._lock:
             self.log.append(("start", tag, hosts))
+            self.params[tag] = dict(params)
         if tag == "crash":
             raise RuntimeError("the executor broke")
+        if tag == "exit":
+            raise SystemExit("the executor left")
         ended = True
         if tag in self.gates:
             self.running[tag].set()

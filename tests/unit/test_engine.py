@@ -258,8 +258,28 @@ def test_an_executor_that_raises_fails_its_job_and_the_worker_goes_on(
 ) -> None:
     engine = make_engine(workers=1)
     state = ended(engine, submit(engine, "crash", ["h1"]))
-    assert (state["status"], state["error"]) == ("failed", "internal error: the executor broke")
+    assert state["status"] == "failed"
+    assert state["error"] == "internal error: RuntimeError('the executor broke')"
+    assert state["results"] == [
+        {
+            "host": "h1",
+            "status": "not_run",
+            "error": "not run: internal error: RuntimeError('the executor broke')",
+        }
+    ]
     assert ended(engine, submit(engine, "next", ["h1"]))["status"] == "succeeded"
+    assert engine.health()["status"] == "ok"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_worker_that_dies_is_replaced_and_health_says_so(make_engine, executor) -> None:
+    engine = make_engine(workers=1)
+    state = ended(engine, submit(engine, "exit", ["h1"]))
+    assert state["status"] == "failed"  # the job is closed all the same
+    assert ended(engine, submit(engine, "next", ["h1"]))["status"] == "succeeded"
+    health = engine.health()
+    assert (health["status"], health["workers"], health["workers_replaced"]) == ("degraded", 1, 1)
+    assert "1 job worker(s) died and were replaced; see the log" in health["problems"]
 
 
 # -- shutdown and refusals ----------------------------------------------------------------
@@ -275,11 +295,30 @@ def test_shutdown_interrupts_what_it_could_not_finish_and_refuses_new_jobs(
     queued = submit(engine, "queued", ["h2"])
     engine.shutdown(grace=0.2)
     assert recorder.jobs[running].status == "interrupted"
-    assert recorder.jobs[queued].status == "interrupted"
     assert recorder.jobs[running].hosts == {}  # the late "cancelled" end was dropped
+    assert recorder.jobs[queued].status == "queued"  # work asked for is not thrown away
     with pytest.raises(SubmitError) as refused:
         submit(engine, "late", ["h1"])
     assert refused.value.code == "unavailable"
+
+
+def test_a_job_queued_at_shutdown_runs_after_the_next_start(
+    make_engine, executor, recorder
+) -> None:
+    engine = make_engine(workers=1)
+    executor.hold("first")
+    submit(engine, "first", ["h1"])
+    wait_running(executor, "first")
+    body = {"module": PLAIN, "targets": [{"hostname": "h2"}]}
+    queued = engine.submit("unit-test", {**body, "params": {"tag": "queued", "secret": "s3cret"}})
+    assert "s3cret" not in recorder.jobs[queued].fields["order"]  # sealed in the record
+    engine.shutdown(grace=0.2)
+    assert executor.started("queued") == []
+    executor.hold("queued").set()
+    state = ended(make_engine(workers=1), queued)
+    assert state["status"] == "succeeded"
+    assert executor.started("queued") == [("h2",)]
+    assert executor.params["queued"]["secret"] == "s3cret"  # as given, not masked
 
 
 @pytest.mark.parametrize(
