@@ -1,7 +1,10 @@
 """The ``omserver`` command: run the daemon, manage client keys, and act as a client.
 
-Exit status: 0 success; 1 the daemon is unhealthy, refused, or a job did not
-succeed; 2 bad usage or configuration. Client commands speak as
+Exit status: 0 success; 1 the daemon is unreachable, refused, or a job did not
+succeed; 2 bad usage or configuration; 3 (``ping``) the daemon answers but says it
+is degraded (its database away, workers dead). ``run`` keeps following its job
+while the daemon restarts or its database is briefly away, saying so once on
+stderr. Client commands speak as
 ``--client-id`` (default ``daemon.client_id``) with the key from ``--key-file``
 or ``OMSERVER_DAEMON_CLIENT_KEY`` — never from the command line, where other
 users could read it. With neither, the key ``make run`` left in the data folder
@@ -19,11 +22,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from omserver.client import Client, DaemonError
+from omserver.client import (
+    Client,
+    DaemonError,
+    DaemonInternalError,
+    DaemonUnreachable,
+    Unavailable,
+    new_request_id,
+    patiently,
+)
 from omserver.config import Config, ConfigError, env_name
 from omserver.protocol.keys import KeyStore, KeyStoreError, key_file
 
-OK, FAILED, USAGE = 0, 1, 2
+OK, FAILED, USAGE, DEGRADED = 0, 1, 2, 3
+# Seconds `omserver run` waits out a daemon restart or a database outage before it gives up.
+OUTAGE_PATIENCE = 300.0
 WEB_SETTINGS = "omserverweb.settings"  # the Django project the daemon records through
 # `make run` issues the CLI in its folder a key of its own, kept in the data folder.
 LAB_CLI_CLIENT = "cli"
@@ -101,14 +114,18 @@ def _client(config: Config, args: argparse.Namespace) -> Client:
 def cmd_ping(config: Config, args: argparse.Namespace) -> int:
     with _client(config, args) as client:
         answer = client.ping()
+    health = answer.get("health") if isinstance(answer.get("health"), dict) else {}
+    degraded = health.get("status", "ok") != "ok"  # a daemon too old to say is taken as ok
     if args.json:
         print(json.dumps(answer))
     else:
         print(
-            f"ok: omserver {answer['version']} at {client.address}, backend "
-            f"{answer['backend']}, {answer['modules']} module(s) loaded"
+            f"{'degraded' if degraded else 'ok'}: omserver {answer['version']} at "
+            f"{client.address}, backend {answer['backend']}, {answer['modules']} module(s) loaded"
         )
-    return OK
+        for problem in health.get("problems") or (["it says it is degraded"] if degraded else []):
+            print(f"  problem: {problem}")
+    return DEGRADED if degraded else OK
 
 
 def cmd_modules(config: Config, args: argparse.Namespace) -> int:
@@ -143,13 +160,24 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
         )
         if value is not None
     }
+    request = new_request_id()  # the same for every try: the job is made once
     with _client(config, args) as client:
-        job_id = client.submit(
-            args.module_id, hosts, dict(args.param), timeout=args.timeout, rollout=rollout or None
+        outage = _Outage(client.address)
+        job_id = patiently(
+            lambda: client.submit(
+                args.module_id,
+                hosts,
+                dict(args.param),
+                timeout=args.timeout,
+                rollout=rollout or None,
+                request=request,
+            ),
+            OUTAGE_PATIENCE,
+            outage.report,
         )
         if not args.json:
-            print(f"job {job_id}: module {args.module_id} on {len(hosts)} host(s)")
-        return _follow(client, job_id, args.json)
+            print(f"job {job_id}: module {args.module_id} on {len(hosts)} host(s)", flush=True)
+        return _follow(client, job_id, args.json, outage)
 
 
 def cmd_job(config: Config, args: argparse.Namespace) -> int:
@@ -171,11 +199,29 @@ def cmd_cancel(config: Config, args: argparse.Namespace) -> int:
     return OK
 
 
-def _follow(client: Client, job_id: int, as_json: bool) -> int:
+class _Outage:
+    """Says on stderr, once per outage, that the daemon is away and that we wait for it."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def report(self, error: DaemonError | None) -> None:
+        if error is None:
+            print(f"omserver: the daemon at {self.address} answers again", file=sys.stderr)
+            return
+        print(
+            f"omserver: {describe(error, self.address)}; still trying "
+            f"(for up to {OUTAGE_PATIENCE:g} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _follow(client: Client, job_id: int, as_json: bool, outage: _Outage) -> int:
     """Print steps' lines as they are printed, each step and host as it ends; the job's
-    success is the exit status."""
+    success is the exit status. The job goes on without us: an outage is waited out."""
     shown = _Shown()
-    for state in client.follow(job_id):
+    for state in client.follow(job_id, patience=OUTAGE_PATIENCE, on_outage=outage.report):
         if as_json:
             for key in ("output", "steps", "results"):
                 for row in state[key]:
@@ -319,5 +365,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"omserver: {exc}", file=sys.stderr)
         return USAGE
     except DaemonError as exc:
-        print(f"omserver: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"omserver: {describe(exc, args.address)}", file=sys.stderr)
         return FAILED
+
+
+def describe(exc: DaemonError, address: str | None = None) -> str:
+    """One line an operator can act on: what failed, and what to do about it."""
+    where = f"the daemon at {address}" if address else "the daemon"
+    hint = ""
+    if isinstance(exc, DaemonUnreachable):
+        hint = f" (is {where} running?)"
+    elif isinstance(exc, Unavailable):
+        hint = f" ({where} is up but cannot serve this now; try again shortly)"
+    elif isinstance(exc, DaemonInternalError):
+        hint = f" ({where} failed on this request)"
+    return f"{type(exc).__name__}: {exc}{hint}"

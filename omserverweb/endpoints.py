@@ -154,7 +154,10 @@ def probe(endpoints_: list[Endpoint], timeout: float) -> list[ZoneHealth]:
     """``ping`` every zone at once: a dead zone costs ``timeout``, not one per zone."""
 
     def ping(endpoint: Endpoint) -> ZoneHealth:
-        client = endpoint.client(timeout)
+        try:
+            client = endpoint.client(timeout)
+        except daemon.DaemonError as exc:  # a key that is not one
+            return ZoneHealth(endpoint, error=refusal_reason(exc, endpoint))
         try:
             return ZoneHealth(endpoint, client.ping())
         except daemon.DaemonError as exc:

@@ -16,3 +16,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
 ]
+
+# What fails outside a view because the database is down is a 503 too, never a stack.
+handler500 = "omserverweb.outages.server_error"

@@ -71,3 +71,20 @@ def test_a_hung_daemon_costs_the_probe_its_timeout_only(db, silent_daemon) -> No
     started = time.monotonic()
     assert probe()[1]["daemon"] == "unreachable"
     assert time.monotonic() - started < health.TIMEOUT + 1.5
+
+
+def test_a_daemon_key_that_is_not_one_is_a_daemon_not_answering(db, daemon_down, settings) -> None:
+    settings.DAEMON_CLIENT_KEY = "not-a-key"
+    assert probe() == (200, {"status": "degraded", "database": "ok", **DEFAULT_DOWN})
+
+
+def test_a_daemon_says_whether_it_is_degraded_and_an_older_one_is_taken_as_ok() -> None:
+    from omserverweb.endpoints import Endpoint, ZoneHealth
+
+    zone = Endpoint("dc2", "127.0.0.1:1", "web", "k")
+    older = ZoneHealth(zone, {"version": "1", "backend": "saltstack", "modules": 3})
+    assert (older.state, older.problems) == ("ok", [])
+    said = {"status": "degraded", "problems": ["the database is unreachable: gone"]}
+    degraded = ZoneHealth(zone, {"version": "2", "health": said})
+    assert (degraded.state, degraded.problems) == ("degraded", said["problems"])
+    assert ZoneHealth(zone, error="down").state == "unreachable"

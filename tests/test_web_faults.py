@@ -6,16 +6,25 @@ the tests need no lab; they record into the test database, which the web reads.
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import re
 import socket
+import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client as WebClient
 
+from omserver.config import BASE_DIR
 from omserverweb.endpoints import ZONE_TIMEOUT
 from omserverweb.inventory.models import Server, Zone
 from omserverweb.jobs.models import Job, JobHost
@@ -24,6 +33,7 @@ from tests.daemon_process import RunningDaemon, running_daemon
 from tests.lab.fixtures import modules_folder
 from tests.lab.procs import free_port, stop, wait_for
 from tests.test_api import api_as
+from tests.test_deploy_stack import SERVER_NAME
 
 LOCAL = {
     "OMSERVER_DAEMON_BACKEND": "ansible",
@@ -76,6 +86,34 @@ def hung_zone(transactional_db, inventory) -> Iterator[str]:
             hostname=HUNG_HOST, lan_ip="127.0.4.1", app_category=inventory.www, zone="hung"
         )
         yield address
+
+
+SEED = """
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
+function = FunctionCategory.objects.create(name="Linux.Web")
+www = AppCategory.objects.create(function=function, name="www.example.com")
+for n, name in enumerate(%r, 1):
+    Server.objects.create(hostname=name, lan_ip=f"127.0.2.{n}", app_category=www)
+user = User.objects.create_superuser("ops", password="ops-password-1")
+print(Token.objects.create(user=user).key)
+"""
+
+
+def seed(database_url: str, data_dir: Path) -> str:
+    """The lab's servers and a superuser "ops" in another database; its API token."""
+    environ = {k: v for k, v in os.environ.items() if k != "OMSERVER_CONFIG"}
+    environ.update(OMSERVER_DATABASE_URL=database_url, OMSERVER_PATHS_DATA_DIR=str(data_dir))
+    done = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "shell", "-c", SEED % (WWW_HOSTS,)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
 
 
 def all_ended(job_ids: list[int]) -> bool:
@@ -185,3 +223,131 @@ def test_a_hung_default_daemon_does_not_hold_the_request(hung_zone: str, setting
     job = client.get(f"/api/jobs/{response.data['id']}/").data
     assert job["status"] == "failed"
     assert f"master-control daemon unreachable at {hung_zone}" in job["error"]
+
+
+# -- the database down ---------------------------------------------------------------------
+
+
+def log_in(stack, user: str, password: str) -> str:
+    """A console session through nginx and uWSGI, as a browser gets it; its cookie header."""
+    page = stack.https("GET", "/accounts/login/")
+    cookies = {
+        c.split(";")[0].split("=", 1)[0]: c.split(";")[0].split("=", 1)[1]
+        for c in page.headers.get_all("Set-Cookie")
+    }
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.body).group(1)
+    form = urlencode(
+        {"username": user, "password": password, "csrfmiddlewaretoken": token.decode()}
+    )
+    done = _raw(
+        stack,
+        "POST",
+        "/accounts/login/",
+        form.encode(),
+        {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={cookies['csrftoken']}",
+            "Referer": f"https://{SERVER_NAME}/accounts/login/",
+        },
+    )
+    assert done.status == 302, done.body
+    session = next(c for c in done.headers.get_all("Set-Cookie") if c.startswith("sessionid="))
+    return session.split(";")[0]
+
+
+def test_the_database_down_is_a_plain_503_and_its_return_needs_no_restart(
+    tmp_path: Path,
+) -> None:
+    from tests.lab.mariadb import PrivateMariaDB, migrate
+    from tests.test_deploy_stack import running_stack
+
+    with PrivateMariaDB() as database:
+        migrate(database.url)
+        token = seed(database.url, tmp_path / "seed")
+        no_daemon = {"OMSERVER_DAEMON_ADDRESS": f"127.0.0.1:{free_port()}"}
+        with running_stack(tmp_path / "stack", database.url, no_daemon) as stack:
+            api = {"Authorization": f"Token {token}"}
+            session = {"Cookie": log_in(stack, "ops", "ops-password-1")}
+
+            def answers() -> tuple[int, int, int]:
+                return (
+                    stack.https("GET", "/api/jobs/", headers=api).status,
+                    stack.https("GET", "/jobs/", headers=session).status,
+                    stack.https("GET", "/healthz").status,
+                )
+
+            assert answers() == (200, 200, 200)
+
+            database.kill()
+            rest = stack.https("GET", "/api/jobs/", headers=api)
+            assert rest.status == 503
+            assert rest.headers["Content-Type"] == "application/json"
+            assert json.loads(rest.body) == {
+                "detail": "the database is unreachable; try again shortly",
+                "down": ["database"],
+            }
+            posted = stack.https(
+                "POST", "/api/jobs/", body={"module": 1003, "servers": ["x"]}, headers=api
+            )
+            assert (posted.status, json.loads(posted.body)["down"]) == (503, ["database"])
+            page = stack.https("GET", "/jobs/", headers=session)
+            assert page.status == 503
+            assert page.headers["Content-Type"].startswith("text/html")
+            text = page.body.decode()
+            assert "Temporarily unavailable" in text
+            assert "the database is unreachable; try again shortly" in text
+            assert "Server Error" not in text and "Traceback" not in text
+            health = stack.https("GET", "/healthz")
+            assert (health.status, json.loads(health.body)["database"]) == (503, "unreachable")
+
+            database.start()
+            # Every uWSGI worker had a connection kept: none may answer with a dead one.
+            for _ in range(24):
+                assert answers() == (200, 200, 200)
+            assert "Traceback" not in stack.log()
+
+
+def _raw(stack, method: str, path: str, body: bytes, headers: dict[str, str]):
+    """A request with a body as given (a form), through nginx like ``Stack.https``."""
+    context = ssl.create_default_context(cafile=stack.ca_file)
+    conn = http.client.HTTPSConnection("127.0.0.1", stack.ports.https, context=context)
+    conn.timeout = 30
+    conn.request(method, path, body=body, headers={"Host": SERVER_NAME, **headers})
+    response = conn.getresponse()
+    response.body = response.read()
+    conn.close()
+    return response
+
+
+def test_a_zone_whose_daemon_says_it_is_degraded_shows_why(
+    default_daemon: RunningDaemon, alice, tmp_path: Path
+) -> None:
+    from tests.lab.mariadb import PrivateMariaDB, migrate
+
+    with PrivateMariaDB() as database:
+        migrate(database.url)
+        address = f"127.0.0.1:{free_port()}"
+        with local_daemon(tmp_path / "dc9", database.url, address) as dc9:
+            zone = Zone(name="dc9", address=dc9.address, backend="ansible")
+            zone.client_key = dc9.issued["web"]
+            zone.save()
+            assert WebClient().get("/healthz").json()["zones"] == {"default": "ok", "dc9": "ok"}
+
+            database.kill()
+            with dc9.client() as client:
+                wait_for(
+                    lambda: client.ping()["health"]["status"] == "degraded", 60, "dc9 degraded"
+                )
+            health = WebClient().get("/healthz")
+            assert (health.status_code, health.json()) == (
+                200,
+                {
+                    "status": "degraded",
+                    "database": "ok",
+                    "daemon": "ok",
+                    "zones": {"default": "ok", "dc9": "degraded"},
+                },
+            )
+            page = logged_in(alice).get("/zones/").content.decode()
+            row = page.split('data-zone="dc9"')[1].split("</tr>")[0]
+            assert "status-partial" in row and "the database is unreachable" in row

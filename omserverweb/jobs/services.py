@@ -215,7 +215,10 @@ def cancel_job(job: Job) -> None:
     zones = list(job.parts.filter(status__in=ACTIVE_STATUSES).values_list("zone", flat=True))
 
     def cancel(endpoint: Endpoint) -> str:
-        client = endpoint.client(ZONE_TIMEOUT)
+        try:
+            client = endpoint.client(ZONE_TIMEOUT)
+        except daemon.DaemonError as exc:  # a key that is not one
+            return refusal_reason(exc, endpoint)
         try:
             client.cancel(job.pk)
         except daemon.DaemonError as exc:
