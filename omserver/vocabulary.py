@@ -42,6 +42,7 @@ class HostStatus(StrEnum):
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"  # stopped by a cancel while it ran
     NOT_RUN = "not_run"  # the job never reached the host (cancel, timeout, rollout stop)
+    UNKNOWN = "unknown"  # its daemon and job process both stopped while it ran
 
 
 def final_status(ok_hosts: int, hosts: int, endings: Collection[str] = ()) -> JobStatus:

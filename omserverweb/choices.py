@@ -26,6 +26,7 @@ LABELS: dict[str, Promise] = {
     HostStatus.OK: _("ok"),  # running, failed, timeout, cancelled: the same words as the jobs'
     HostStatus.UNREACHABLE: _("unreachable"),
     HostStatus.NOT_RUN: _("not run"),
+    HostStatus.UNKNOWN: _("unknown"),
 }
 
 

@@ -274,13 +274,22 @@ class DurableRecorder:
             lambda: self._recorder.claim_part(job_id, module_id, hosts, daemon, order)
         )
 
-    def queued_orders(self, daemon: str) -> list[tuple[int, int | None, str]]:
-        return self._read(lambda: self._recorder.queued_orders(daemon))
+    def kept_orders(self, daemon: str) -> list[tuple[int, int | None, str, str]]:
+        return self._read(lambda: self._recorder.kept_orders(daemon))
+
+    def recorded_output(self, job_id: int) -> dict[str, list]:
+        return self._read(lambda: self._recorder.recorded_output(job_id))
 
     def interrupt_unfinished(
-        self, daemon: str, reason: str, job_ids: Iterable[int] | None = None
+        self,
+        daemon: str,
+        reason: str,
+        job_ids: Iterable[int] | None = None,
+        keep: Iterable[int] = (),
     ) -> int:
-        return self._read(lambda: self._recorder.interrupt_unfinished(daemon, reason, job_ids))
+        return self._read(
+            lambda: self._recorder.interrupt_unfinished(daemon, reason, job_ids, keep)
+        )
 
     def fail_undelivered_parts(self, older_than: timedelta, reason: str) -> int:
         return self._read(lambda: self._recorder.fail_undelivered_parts(older_than, reason))

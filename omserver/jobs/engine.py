@@ -3,7 +3,11 @@
 It is the daemon's one source of job state. Every job any client submits is
 written through the :class:`~omserver.jobs.recorder.Recorder` it was handed:
 each step as it starts, what it prints while it runs, each host's result of it
-and each host's end, the moment they arrive.
+and each host's end, the moment they arrive. Nothing of it hangs on the daemon
+or the database staying up: writes the database cannot take wait in a spool
+(:mod:`omserver.jobs.durable`), a queued job's order is kept in the record
+(:mod:`omserver.jobs.orders`), and a running job's process journals what it
+does (:mod:`omserver.jobs.journal`), so that a restarted daemon adopts it.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from omserver.config import Config
-from omserver.jobs import execution, orders
+from omserver.jobs import execution, journal, orders
 from omserver.jobs.durable import DurableRecorder, RecordUnavailable
 from omserver.jobs.events import Event, HostDone, Output, StepStarted
 from omserver.jobs.queue import JobQueue, Ticket
@@ -31,7 +36,7 @@ from omserver.vocabulary import FINAL_STATUSES, HostStatus, JobStatus, final_sta
 
 log = logging.getLogger("omserver.jobs.engine")
 
-KILL_WAIT = 5.0  # seconds a worker gets, after shutdown cancelled its job, to kill its process
+KILL_WAIT = 5.0  # seconds a worker gets, at shutdown, to let go of its job
 UNDELIVERED_AFTER = timedelta(minutes=5)  # a web job's part no daemon took by then: failed
 SWEEP_EVERY = 60.0  # seconds between looks for such parts
 START_DRAIN = 30.0  # seconds a starting daemon waits for its spool to reach the record
@@ -61,6 +66,10 @@ class RunningJob:
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     statuses: dict[str, str] = field(default_factory=dict)  # host -> its status, once done
+    detach: threading.Event = field(default_factory=threading.Event)  # leave it to its process
+    # Adopted after a restart: the runs a previous daemon started, from the job's journal.
+    resumed: list[journal.Batch] = field(default_factory=list)
+    reader: journal.Reader | None = None
     ticket: Ticket = field(init=False)  # its place in the queue
 
     def __post_init__(self) -> None:
@@ -101,11 +110,9 @@ class Engine:
     # -- life cycle ---------------------------------------------------------------
 
     def start(self) -> None:
+        """Take up what a previous run left (see ``_take_over``), then start the workers."""
         self.recorder.drain(START_DRAIN)  # what a previous run spooled goes in first
-        stale = self.recorder.interrupt_unfinished(self.name, "the daemon stopped before it ended")
-        if stale:
-            log.warning("marked %d job(s) left by a previous run as interrupted", stale)
-        self._requeue()
+        self._take_over()
         self._workers = [self._worker(n) for n in range(self.config["daemon.workers"])]
         threading.Thread(target=self._sweep, name="job-sweeper", daemon=True).start()
         threading.Thread(target=self._watch_workers, name="job-watcher", daemon=True).start()
@@ -149,8 +156,8 @@ class Engine:
         }
 
     def shutdown(self, grace: float) -> None:
-        """Let running jobs finish within ``grace`` seconds and interrupt the rest; queued
-        jobs stay queued in the record, to run after the next start."""
+        """Let running jobs finish within ``grace`` seconds; leave the rest to their
+        processes, and the queued jobs in the record, for the next start."""
         self._stopping.set()
         never_started = set(self._queue.close())
         deadline = time.monotonic() + grace
@@ -159,22 +166,15 @@ class Engine:
         for job in running:
             job.done.wait(max(0.0, deadline - time.monotonic()))
         unfinished = [job for job in running if not job.done.is_set()]
-        for job in unfinished:
-            job.cancel.set()
+        for job in unfinished:  # their processes go on; the next start adopts them
+            job.detach.set()
         if unfinished:
-            try:
-                self.recorder.interrupt_unfinished(
-                    self.name,
-                    "the daemon was stopped before the job ended",
-                    [job.job_id for job in unfinished],
-                )
-            except RecordUnavailable as exc:  # the next start interrupts them
-                log.error("could not mark %d job(s) interrupted: %s", len(unfinished), exc)
+            log.warning("left %d running job(s) to their processes", len(unfinished))
         with self._lock:
             queued = [self._jobs[job_id] for job_id in never_started if job_id in self._jobs]
         for job in queued:  # they stay queued, for the next start; a waiting client is told
             self._forget(job)
-        for worker in self._workers:  # their late writes to closed jobs are dropped
+        for worker in self._workers:
             worker.join(KILL_WAIT)
         self.recorder.drain(max(0.0, deadline - time.monotonic()))
 
@@ -261,32 +261,57 @@ class Engine:
         )
         return job_id
 
-    def _enqueue(self, job: RunningJob) -> None:
+    def _enqueue(self, job: RunningJob, *, first: bool = False) -> None:
         with self._lock:
             self._jobs[job.job_id] = job
-        self._queue.put(job.ticket)
+        self._queue.put(job.ticket, first=first)
 
-    def _requeue(self) -> None:
-        """Queue again what this daemon had queued when it stopped, in the order it came."""
-        for job_id, part_id, sealed in self.recorder.queued_orders(self.name):
-            try:
-                order = orders.open_sealed(self._orders, sealed)
-                module = self.registry.get(order["module"])
-                targets = [Target(**target) for target in order["targets"]]
-                rollout = Rollout.from_dict(order["rollout"])
-            except (orders.OrderError, NoSuchModule, KeyError, TypeError, ValueError) as exc:
-                reason = f"not run after the daemon restarted: {exc}"
-                log.error("job %d: %s", job_id, reason)
-                if part_id is None:
-                    self.recorder.finish_job(job_id, JobStatus.FAILED, reason)
-                else:
-                    self.recorder.finish_part(part_id, JobStatus.FAILED, reason)
+    def _take_over(self) -> None:
+        """Adopt the jobs a previous run of this daemon left running (their journals tell
+        what their processes did, and do); queue again those it left queued; the
+        record's other running jobs of this daemon end ``interrupted``."""
+        adopted, queued = [], []
+        for job_id, part_id, status, sealed in self.recorder.kept_orders(self.name):
+            job = self._from_order(job_id, part_id, sealed)
+            if job is None:
                 continue
-            job = RunningJob(
-                job_id, module, targets, order["params"], order["timeout"], rollout, part_id
-            )
+            if status == JobStatus.QUEUED:
+                queued.append(job)
+                continue
+            job.reader = journal.Reader(journal.journal_path(self.config.data_dir, job_id))
+            job.resumed = job.reader.batches()
+            if job.resumed:
+                adopted.append(job)
+        stale = self.recorder.interrupt_unfinished(
+            self.name, "the daemon stopped before it ended", keep=[j.job_id for j in adopted]
+        )
+        if stale:
+            log.warning("marked %d job(s) left by a previous run as interrupted", stale)
+        for job in adopted:
+            self._enqueue(job, first=True)
+            log.info("job %d adopted from its journal", job.job_id)
+        for job in queued:
             self._enqueue(job)
-            log.info("job %d queued again after the restart", job_id)
+            log.info("job %d queued again after the restart", job.job_id)
+
+    def _from_order(self, job_id: int, part_id: int | None, sealed: str) -> RunningJob | None:
+        """The job a kept order describes; None (and the job failed) if it cannot run."""
+        try:
+            order = orders.open_sealed(self._orders, sealed)
+            module = self.registry.get(order["module"])
+            targets = [Target(**target) for target in order["targets"]]
+            rollout = Rollout.from_dict(order["rollout"])
+        except (orders.OrderError, NoSuchModule, KeyError, TypeError, ValueError) as exc:
+            reason = f"not run on after the daemon restarted: {exc}"
+            log.error("job %d: %s", job_id, reason)
+            if part_id is None:
+                self.recorder.finish_job(job_id, JobStatus.FAILED, reason)
+            else:
+                self.recorder.finish_part(part_id, JobStatus.FAILED, reason)
+            return None
+        return RunningJob(
+            job_id, module, targets, order["params"], order["timeout"], rollout, part_id
+        )
 
     def state(self, job_id: int, after: int = 0) -> dict[str, Any]:
         state = self.recorder.job_state(job_id, after)
@@ -337,6 +362,9 @@ class Engine:
     def _run(self, job: RunningJob) -> None:
         self.recorder.mark_running(job.job_id, job.part_id)
         deadline = time.monotonic() + job.timeout
+        if job.resumed:  # the deadline its processes were given
+            deadline = time.monotonic() + job.resumed[-1].header["deadline"] - time.time()
+            recorded = _Recorded(self.recorder.recorded_output(job.job_id))
         rollout = job.rollout or Rollout()
         done = failed = 0
         stop, reason = "", None
@@ -344,20 +372,36 @@ class Engine:
         batches = list(rollout.batches(job.targets))
         for number, batch in enumerate(batches, 1):
             remaining = deadline - time.monotonic()
-            if job.cancel.is_set():
+            adopted = number <= len(job.resumed)
+            if job.cancel.is_set() or job.detach.is_set():
                 break
-            if remaining <= 0 or (number > 1 and remaining < DEADLINE_MARGIN):
+            if not adopted and (remaining <= 0 or (number > 1 and remaining < DEADLINE_MARGIN)):
                 ran_out = True
                 break
             ended: list[HostDone] = []  # written together: one transaction, not one a host
-            for event in self._execute(
-                job.module,
-                batch,
-                job.params,
-                config=self.config,
-                timeout=remaining,
-                cancel=job.cancel,
-            ):
+            if adopted:
+                events = recorded.missing(
+                    execution.resume(
+                        job.resumed[number - 1],
+                        job.reader,
+                        config=self.config,
+                        deadline=deadline,
+                        cancel=job.cancel,
+                        detach=job.detach,
+                    )
+                )
+            else:
+                events = self._execute(
+                    job.module,
+                    batch,
+                    job.params,
+                    config=self.config,
+                    timeout=remaining,
+                    cancel=job.cancel,
+                    journal_to=self._journal(job),
+                    detach=job.detach,
+                )
+            for event in events:
                 if isinstance(event, HostDone):
                     ended.append(event)
                     continue
@@ -373,6 +417,8 @@ class Engine:
                     stop = f"{reason}; {len(job.targets) - done} host(s) not run"
                     log.warning("job %d: %s", job.job_id, stop)
                     break
+        if job.detach.is_set():  # the daemon stops: the next start adopts the job
+            return
         ending = self._ending(job, deadline, ran_out)
         why = NOT_RUN_BECAUSE.get(ending) or (f"the rollout {reason}" if reason else None)
         if why:
@@ -409,6 +455,10 @@ class Engine:
             self.recorder.finish_job(job.job_id, status, error, stop)
         else:
             self.recorder.finish_part(job.part_id, status, error, stop)
+        self._journal(job).unlink(missing_ok=True)  # the record (or the spool) has it all
+
+    def _journal(self, job: RunningJob) -> Path:
+        return journal.journal_path(self.config.data_dir, job.job_id)
 
     @staticmethod
     def _ending(job: RunningJob, deadline: float, ran_out: bool) -> JobStatus | None:
@@ -482,3 +532,28 @@ class Engine:
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= 86400:
             raise SubmitError("invalid_request", "timeout must be 0 < seconds <= 86400", "timeout")
         return float(raw)
+
+
+class _Recorded:
+    """What the record holds of an adopted job already, so that replaying its journal
+    (every other write is idempotent) adds only the live output it lacks."""
+
+    def __init__(self, recorded: dict[str, list]) -> None:
+        self.ended = {(host, step) for host, step in recorded["ended"]}  # their output went
+        self.printed = {(host, step, stream): n for host, step, stream, n in recorded["printed"]}
+
+    def missing(self, events: Iterator[Event]) -> Iterator[Event]:
+        for event in events:
+            if not isinstance(event, Output):
+                yield event
+            elif chunks := [c for chunk in event.chunks if (c := self._new(*chunk))]:
+                yield Output(tuple(chunks))
+
+    def _new(self, host: str, step: int, stream: str, text: str) -> tuple | None:
+        """The part of a chunk not recorded yet (each stream's text is a prefix-ordered whole)."""
+        if (host, step) in self.ended:
+            return None
+        key = (host, step, stream)
+        have = self.printed.get(key, 0)
+        self.printed[key] = max(0, have - len(text))
+        return (host, step, stream, text[have:]) if have < len(text) else None

@@ -35,23 +35,28 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from omserver import forkserver
 from omserver.config import Config
+from omserver.jobs import journal
 from omserver.jobs import process as job_process
 from omserver.jobs.events import Event, HostDone, Output, StepCut, StepStarted
 from omserver.modules.metadata import LoadedModule
 from omserver.sdk import HostResult, Target, sensitive_values
+from omserver.sdk.steps import step_from_note
 from omserver.vocabulary import HostStatus
 
-__all__ = ["execute", "warm_up"]
+__all__ = ["execute", "resume", "warm_up"]
+log = logging.getLogger("omserver.jobs.execution")
 
 SPARES = 2  # job processes kept ready for the configuration in use
 JOBS_PER_PROCESS = 100  # then a fresh process, so that no leak can build up
 SPARE_MAX_AGE = 600.0  # seconds; an older spare is replaced rather than trusted
 KILL_GRACE = 2.0  # seconds between SIGTERM (lets Ansible stop its workers) and SIGKILL
 POLL = 0.1  # how often a waiting job looks at its cancel flag
+CACHE_POLL = 1.0  # seconds between reads of Salt's job cache for an adopted job's steps
 
 
 @dataclass(eq=False)
@@ -151,10 +156,15 @@ def execute(
     config: Config,
     timeout: float,
     cancel: threading.Event | None = None,
+    journal_to: Path | None = None,
+    detach: threading.Event | None = None,
 ) -> Iterator[Event]:
     """Run ``module`` on ``targets`` with validated ``params``; yield what happens as it does.
 
-    Closing the iterator early kills the job's process as well.
+    With ``journal_to`` the process journals it there too (see
+    :mod:`omserver.jobs.journal`). Setting ``detach`` stops the events and leaves
+    the process running, for a restarted daemon to adopt (:func:`resume`);
+    closing the iterator early otherwise kills the job's process as well.
     """
     started = time.monotonic()
     job = job_process.JobOrder(
@@ -164,6 +174,7 @@ def execute(
         dict(params),
         timeout,
         sensitive_values(module.params, params),
+        str(journal_to) if journal_to else None,
     )
     worker = _spares.take(config)
     try:
@@ -179,7 +190,7 @@ def execute(
     ending: tuple[str, str] | None = None  # (status, message) for hosts left open
     clean = False  # the process said "done" (not: killed, died, or the caller stopped early)
     try:
-        for event in _stream(worker, started + timeout, cancel):
+        for event in _stream(worker, started + timeout, cancel, detach):
             if isinstance(event, tuple):
                 ending = event
                 break
@@ -187,15 +198,160 @@ def execute(
             yield from hosts.follow(event)
         clean = ending is None
     finally:
-        if not clean:
+        if ending == DETACHED:
+            worker.conn.close()  # the process goes on, journaling only
+        elif not clean:
             worker.conn.close()
             _stop(worker.process, clean=False)
         elif not _spares.give_back(config, worker):  # "done", but not needed again
             worker.conn.close()  # it exits when its pipe closes
             threading.Thread(target=_stop, args=(worker.process,), daemon=True).start()
+    if ending == DETACHED:
+        return
     if ending == (HostStatus.TIMEOUT, ""):
         ending = (HostStatus.TIMEOUT, f"stopped at the job's {timeout:g} s timeout")
     yield from hosts.close(ending)
+
+
+def resume(
+    batch: journal.Batch,
+    reader: journal.Reader,
+    *,
+    config: Config,
+    deadline: float,
+    cancel: threading.Event | None = None,
+    detach: threading.Event | None = None,
+) -> Iterator[Event]:
+    """What :func:`execute` yields, for a run a previous daemon started: from the run's
+    journal, following it while its process lives (``deadline``: monotonic).
+
+    If the process is gone before it ended, each host still running a step gets
+    that step's result from the engine where it keeps them (Salt's job cache),
+    and every host not done is ``unknown``.
+    """
+    hosts = _Hosts(batch.header["hosts"])
+    actions: dict[int, str] = {}
+    published: dict[str, tuple[str, dict[str, str]]] = {}  # host -> (jid, step note)
+    ending: tuple[str, str] | None = None
+    for kind, payload in _journaled(batch, reader, deadline, cancel, detach):
+        if kind == "ending":
+            ending = tuple(payload)
+            break
+        if kind == "published":
+            jid, names, note = payload
+            published.update((host, (jid, note)) for host in names)
+            continue
+        for event in _event(kind, payload):
+            if isinstance(event, tuple):
+                ending = event
+                break
+            if isinstance(event, StepStarted):
+                actions[event.step] = event.action
+            yield event
+            yield from hosts.follow(event)
+    if ending == DETACHED:
+        return
+    if ending == GONE:
+        running = dict(hosts.running)  # follow() below takes hosts out of it
+        for result in _cached_results(config, running, published, actions, deadline):
+            yield result
+            yield from hosts.follow(result)
+    yield from hosts.close(ending)
+
+
+DETACHED = ("detached", "")  # the daemon stops following; the process goes on
+GONE = (
+    HostStatus.UNKNOWN,
+    "the daemon and the job's process both stopped while this ran; what happened after "
+    "the last result recorded is unknown",
+)
+
+
+def _journaled(
+    batch: journal.Batch,
+    reader: journal.Reader,
+    deadline: float,
+    cancel: threading.Event | None,
+    detach: threading.Event | None,
+) -> Iterator[tuple[str, Any]]:
+    """The run's messages: those journaled already, then those its process appends,
+    then ``("ending", (status, message))`` unless it ended by itself."""
+    yield from batch.messages
+    if batch.ended:
+        return
+    header = batch.header
+    while True:
+        if detach is not None and detach.is_set():
+            yield ("ending", DETACHED)
+            return
+        if cancel is not None and cancel.is_set():
+            _kill_group(header["pid"])
+            yield ("ending", (HostStatus.CANCELLED, "cancelled"))
+            return
+        if time.monotonic() >= deadline:
+            _kill_group(header["pid"])
+            yield ("ending", (HostStatus.TIMEOUT, "stopped at the job's timeout"))
+            return
+        living = journal.alive(header)  # asked before reading: what it wrote is read next
+        for kind, payload in reader.more():
+            yield (kind, payload)
+            if kind in (journal.DONE, journal.ERROR):
+                return
+        if not living:
+            yield ("ending", GONE)
+            return
+        time.sleep(POLL)
+
+
+def _cached_results(
+    config: Config,
+    running: dict[str, int],
+    published: dict[str, tuple[str, dict[str, str]]],
+    actions: dict[int, str],
+    deadline: float,
+) -> Iterator[HostResult]:
+    """The results the backend's engine keeps of steps the job's process did not see end
+    (Salt's job cache), as they come in until ``deadline``: the hosts may still run them."""
+    if config["daemon.backend"] != "saltstack":
+        return
+    from omserver.backends import saltstack  # imported only when needed: Salt is heavy
+
+    waiting = {host: published[host] for host in running if host in published}
+    while waiting:
+        by_jid: dict[str, list[str]] = {}
+        for host, (jid, _) in waiting.items():
+            by_jid.setdefault(jid, []).append(host)
+        for jid, hosts in by_jid.items():
+            step = step_from_note(waiting[hosts[0]][1])
+            limit = config["modules.output_limit"]
+            try:
+                found = saltstack.cached_results(config, step, jid, hosts, limit)
+            except Exception as exc:  # the master may be down too: try again
+                log.warning("could not read Salt's job cache for jid %s: %s", jid, exc)
+                found = {}
+            for host, result in found.items():
+                del waiting[host]
+                result.step, result.action = running[host], actions.get(running[host], "")
+                result.stderr += "\n[read from Salt's job cache after the daemon restarted]"
+                yield result
+        if waiting and time.monotonic() + CACHE_POLL >= deadline:
+            return
+        if waiting:
+            time.sleep(CACHE_POLL)
+
+
+def _kill_group(pid: int) -> None:
+    """Stop a job process the daemon did not start itself (it leads its own group)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + KILL_GRACE
+        while time.monotonic() < deadline:
+            if journal.process_start(pid) is None:
+                return
+            time.sleep(POLL)
 
 
 class _Hosts:
@@ -239,10 +395,16 @@ class _Hosts:
 
 
 def _stream(
-    worker: _JobProcess, deadline: float, cancel: threading.Event | None
+    worker: _JobProcess,
+    deadline: float,
+    cancel: threading.Event | None,
+    detach: threading.Event | None,
 ) -> Iterator[Event | tuple[str, str]]:
     """The job's events, then ``(status, message)`` if it ended badly (nothing if not)."""
     while True:
+        if detach is not None and detach.is_set():
+            yield DETACHED
+            return
         if cancel is not None and cancel.is_set():
             yield (HostStatus.CANCELLED, "cancelled")
             return
@@ -259,20 +421,25 @@ def _stream(
             exit_code = worker.process.exitcode
             yield (HostStatus.FAILED, f"the module's process died (exit code {exit_code})")
             return
-        if kind == "output":
-            yield Output(tuple(payload))
-        elif kind == "step":
-            step, action, hosts, started = payload
-            yield StepStarted(step, action, tuple(hosts), started)
-        elif kind == "result":
-            yield HostResult.from_dict(payload)
-        elif kind == "log":
+        if kind == "log":
             logging.getLogger(payload[0]).log(payload[1], "%s", payload[2])
-        elif kind == "error":
-            yield (HostStatus.FAILED, payload)
-            return
-        else:  # "done"
-            return
+        elif kind != "published":  # the journal's business
+            yield from _event(kind, payload)
+            if kind in ("done", "error"):
+                return
+
+
+def _event(kind: str, payload: Any) -> Iterator[Event | tuple[str, str]]:
+    """The event one message of a job process stands for (an ``error``: its ending)."""
+    if kind == "output":
+        yield Output(tuple(map(tuple, payload)))
+    elif kind == "step":
+        step, action, hosts, started = payload
+        yield StepStarted(step, action, tuple(hosts), started)
+    elif kind == "result":
+        yield HostResult.from_dict(payload)
+    elif kind == "error":
+        yield (HostStatus.FAILED, payload)
 
 
 def _stop(process: BaseProcess, *, clean: bool = True) -> None:

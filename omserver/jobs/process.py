@@ -10,8 +10,9 @@ Everything goes back over one pipe as ``(kind, payload)`` messages, in order:
 ``("output", [(host, step, stream, text), …])`` with what steps printed (sent
 in batches, at most every ``OUTPUT_EVERY`` seconds, and always before any other
 message), ``("result", HostResult dict)`` as a host ends a step,
-``("log", (logger, level, text))``, then ``("done", None)`` or
-``("error", message)``. Sensitive values are masked here, before anything
+``("published", (jid, hosts, step note))`` as a backend hands a step to its
+engine (see ``Backend.on_publish``), ``("log", (logger, level, text))``, then
+``("done", None)`` or ``("error", message)``. Sensitive values are masked here, before anything
 leaves the process.
 """
 
@@ -22,6 +23,7 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -29,8 +31,10 @@ from typing import Any
 
 from omserver.backends import Backend, make_backend
 from omserver.config import Config
+from omserver.jobs import journal
 from omserver.modules.loading import load_module_file
 from omserver.sdk import MASK, Context, ModuleError, Target
+from omserver.sdk.steps import Step, step_note
 
 OUTPUT_EVERY = 0.2  # seconds: how long live output may wait to be batched
 
@@ -45,12 +49,15 @@ class JobOrder:
     params: dict[str, Any]
     timeout: float
     secrets: list[str]
+    journal: str | None = None  # where to journal what it does (see omserver.jobs.journal)
 
 
 class _Outbox:
     """The pipe to the daemon, shared by the module's thread, a backend's reader
     threads and logging: messages go in order, live output in batches before them.
 
+    While a job runs, each message but log records goes to its journal first (see
+    :mod:`omserver.jobs.journal`); once the daemon is gone, only there.
     Processes forked from the job's (Ansible's workers) inherit it, maybe with
     its lock held: there it sends nothing.
     """
@@ -60,14 +67,27 @@ class _Outbox:
         self._conn = conn
         self._lock = threading.Lock()
         self._output: list[tuple[str, int, str, str]] = []
+        self._journal: journal.Writer | None = None
+        self._orphaned = False  # the daemon went away: the journal alone goes on
         threading.Thread(target=self._flush_now_and_then, name="outbox", daemon=True).start()
+
+    def begin(self, writer: journal.Writer) -> None:
+        with self._lock:
+            self._journal = writer
+
+    def end(self) -> None:
+        with self._lock:
+            self._flush()
+            if self._journal is not None:
+                self._journal.close()
+            self._journal = None
 
     def send(self, kind: str, payload: Any) -> None:
         if os.getpid() != self._pid:
             return
         with self._lock:
             self._flush()
-            self._conn.send((kind, payload))
+            self._deliver(kind, payload)
 
     def output(self, host: str, step: int, stream: str, text: str) -> None:
         if os.getpid() != self._pid:
@@ -75,10 +95,19 @@ class _Outbox:
         with self._lock:
             self._output.append((host, step, stream, text))
 
+    def _deliver(self, kind: str, payload: Any) -> None:
+        if self._journal is not None and kind != "log":
+            self._journal.write(kind, payload)
+        if not self._orphaned:
+            try:
+                self._conn.send((kind, payload))
+            except OSError:  # the daemon died: a restarted one adopts the job by its journal
+                self._orphaned = True
+
     def _flush(self) -> None:
         if self._output:
             batch, self._output = self._output, []
-            self._conn.send(("output", batch))
+            self._deliver("output", batch)
 
     def _flush_now_and_then(self) -> None:
         while True:
@@ -86,8 +115,29 @@ class _Outbox:
             try:
                 with self._lock:
                     self._flush()
-            except OSError:  # the daemon went away: the process is about to end
+            except OSError:  # the journal's disk failed: what is left goes with the end
                 return
+
+
+class _Noting(Backend):
+    """The job's backend, sending where each step was published (Salt: its jid) with
+    what a restarted daemon needs to read its results back (``Backend.on_publish``)."""
+
+    def __init__(self, inner: Backend, outbox: _Outbox) -> None:
+        super().__init__(inner.config)
+        self.name = inner.name
+        self._inner = inner
+        self._outbox = outbox
+
+    def run(self, step: Step, targets: Sequence[Target], **kwargs: Any) -> None:
+        note = step_note(step)
+        self._inner.on_publish = lambda jid, hosts: self._outbox.send(
+            "published", (jid, hosts, note)
+        )
+        self._inner.run(step, targets, **kwargs)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 class _PipeLog(logging.Handler):
@@ -143,10 +193,23 @@ def _run_one(outbox: _Outbox, config: Config, job: JobOrder, backend: Backend) -
     """Run ``job``; True when it ended cleanly and the process may take another."""
     module_log = logging.getLogger(f"omserver.module.{job.module_id}")
     module_log.setLevel(logging.INFO)
+    if job.journal:
+        writer = journal.Writer(Path(job.journal))
+        writer.begin([t["hostname"] for t in job.targets], time.time() + job.timeout)
+        outbox.begin(writer)
+    try:
+        return _run_module(outbox, config, job, backend, module_log)
+    finally:
+        outbox.end()
+
+
+def _run_module(
+    outbox: _Outbox, config: Config, job: JobOrder, backend: Backend, module_log: logging.Logger
+) -> bool:
     try:
         module = load_module_file(Path(job.path), job.module_id)
         ctx = Context(
-            backend,
+            _Noting(backend, outbox),
             [Target(**t) for t in job.targets],
             params=job.params,
             settings=module.configured_settings(config),

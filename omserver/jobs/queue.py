@@ -25,9 +25,10 @@ class JobQueue:
     def closed(self) -> bool:
         return self._closed
 
-    def put(self, ticket: Ticket) -> None:
+    def put(self, ticket: Ticket, *, first: bool = False) -> None:
+        """Queue ``ticket`` last, or ``first`` (a job adopted after a restart)."""
         with self._changed:
-            self._queue.append(ticket)
+            self._queue.insert(0 if first else len(self._queue), ticket)
             self._changed.notify_all()
 
     def take(self) -> Ticket | None:

@@ -54,11 +54,16 @@ class Recorder(Protocol):
         """Take the unclaimed part of a web job with exactly these hosts, keeping its sealed
         ``order``; its id, or None."""
 
-    def queued_orders(self, daemon: str) -> list[tuple[int, int | None, str]]:
-        """``daemon``'s queued jobs and parts, oldest first: ``(job, part or None, order)``."""
+    def kept_orders(self, daemon: str) -> list[tuple[int, int | None, str, str]]:
+        """``daemon``'s queued and running jobs and parts, oldest first:
+        ``(job, part or None, status, sealed order)``."""
+
+    def recorded_output(self, job_id: int) -> dict[str, list]:
+        """What the record holds of a job's steps: ``ended``, ``[host, step]`` of each step
+        that ended; ``printed``, ``[host, step, stream, characters]`` of live output."""
 
     def mark_running(self, job_id: int, part_id: int | None = None) -> None:
-        """The job (and its part) started: its order is no longer kept."""
+        """The job (and its part) started (its order is kept until it ends)."""
 
     def start_step(
         self, job_id: int, step: int, action: str, hosts: list[str], started: float
@@ -91,10 +96,14 @@ class Recorder(Protocol):
         """Close a zone's part, and its job once no part is left running."""
 
     def interrupt_unfinished(
-        self, daemon: str, reason: str, job_ids: Iterable[int] | None = None
+        self,
+        daemon: str,
+        reason: str,
+        job_ids: Iterable[int] | None = None,
+        keep: Iterable[int] = (),
     ) -> int:
-        """Mark ``daemon``'s running jobs and parts (or only ``job_ids``), and its queued
-        ones without an order, interrupted; how many."""
+        """Mark ``daemon``'s running jobs and parts (or only ``job_ids``) but those in
+        ``keep``, and its queued ones without an order, interrupted; how many."""
 
     def fail_undelivered_parts(self, older_than: timedelta, reason: str) -> int:
         """Fail the parts of web jobs no daemon took within ``older_than``; how many."""

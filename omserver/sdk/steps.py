@@ -84,3 +84,20 @@ class Service:
 
 
 Step = Command | Copy | Service
+
+
+def step_note(step: Step) -> dict[str, str]:
+    """What reading a step's results back needs (a job's journal keeps it): its kind, and
+    for a service its name and action. Never a command's arguments: they may hold secrets."""
+    if isinstance(step, Service):
+        return {"kind": "service", "name": step.name, "action": step.action}
+    return {"kind": "copy" if isinstance(step, Copy) else "command"}
+
+
+def step_from_note(note: dict[str, str]) -> Step:
+    """A step of the kind ``note`` says, good for reading its results (not for running)."""
+    if note["kind"] == "service":
+        return Service(note["name"], note["action"])
+    if note["kind"] == "copy":
+        return Copy("noted", "/noted")
+    return Command(("noted",))

@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from omserver.sdk import HostResult
@@ -106,15 +107,29 @@ def claim_part(
 
 
 @_fresh_connection
-def queued_orders(daemon: str) -> list[tuple[int, int | None, str]]:
-    """What ``daemon`` had queued, to queue again when it starts: oldest job first."""
-    queued = {"daemon": daemon, "status": JobStatus.QUEUED}
-    jobs = Job.objects.filter(**queued).exclude(order="").values_list("pk", "order")
-    parts = JobPart.objects.filter(**queued).exclude(order="")
+def kept_orders(daemon: str) -> list[tuple[int, int | None, str, str]]:
+    """What ``daemon`` had queued or running, to take up again when it starts: oldest first."""
+    kept = {"daemon": daemon, "status__in": ACTIVE_STATUSES}
+    jobs = Job.objects.filter(**kept).exclude(order="").values_list("pk", "status", "order")
+    parts = JobPart.objects.filter(**kept).exclude(order="")
     return sorted(
-        [(job_id, None, order) for job_id, order in jobs]
-        + list(parts.values_list("job_id", "pk", "order"))
+        [(job_id, None, status, order) for job_id, status, order in jobs]
+        + list(parts.values_list("job_id", "pk", "status", "order"))
     )
+
+
+@_fresh_connection
+def recorded_output(job_id: int) -> dict[str, list]:
+    ended = JobStep.objects.filter(job_id=job_id).exclude(status=HostStatus.RUNNING)
+    printed = (
+        JobOutput.objects.filter(job_id=job_id)
+        .values("host", "step", "stream")
+        .annotate(chars=Sum(Length("text")))
+    )
+    return {
+        "ended": [list(row) for row in ended.values_list("host", "number")],
+        "printed": [[p["host"], p["step"], p["stream"], p["chars"]] for p in printed],
+    }
 
 
 @_fresh_connection
@@ -122,10 +137,10 @@ def mark_running(job_id: int, part_id: int | None = None) -> None:
     now = timezone.now()
     if part_id is not None:
         JobPart.objects.filter(pk=part_id, status=JobStatus.QUEUED).update(
-            status=JobStatus.RUNNING, started_at=now, order=""
+            status=JobStatus.RUNNING, started_at=now
         )
     Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, order=""
+        status=JobStatus.RUNNING, started_at=now
     )
 
 
@@ -289,6 +304,7 @@ def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = ""
             error=error,
             rollout_stop=rollout_stop,
             finished_at=timezone.now(),
+            order="",
         )
         if closed:
             link_job(job_id)
@@ -339,7 +355,11 @@ def _close_part(
         job = Job.objects.select_for_update().get(pk=job_id)
         hosts = part.values_list("hosts", flat=True).get()
         closed = part.filter(status__in=ACTIVE_STATUSES).update(
-            status=status, error=error, rollout_stop=rollout_stop, finished_at=timezone.now()
+            status=status,
+            error=error,
+            rollout_stop=rollout_stop,
+            finished_at=timezone.now(),
+            order="",
         )
         if not closed:
             return
@@ -389,27 +409,34 @@ def _settle(job_id: int) -> None:
     reason = f"the job ended ({job['status']}) while this ran" + (
         f": {job['error']}" if job["error"] else ""
     )
+    # Interrupted (its daemon stopped, nobody adopted it): what the host did is not known.
+    unknown = job["status"] == JobStatus.INTERRUPTED
+    status = HostStatus.UNKNOWN if unknown else HostStatus.FAILED
     seq = _take_seqs(job_id, count, closed_too=True)
-    seq += _cut(running_steps, HostStatus.FAILED, reason, seq)
+    seq += _cut(running_steps, status, reason, seq)
     for n, host in enumerate(running_hosts):
-        _finish_host(job_id, host, HostStatus.FAILED, reason, seq + n)
+        _finish_host(job_id, host, status, reason, seq + n)
 
 
 @_fresh_connection
-def interrupt_unfinished(daemon: str, reason: str, job_ids: Iterable[int] | None = None) -> int:
-    """Mark this daemon's running jobs and parts interrupted (at start-up or shutdown), and
-    queued ones it could not run again (no order kept: queued before orders were)."""
+def interrupt_unfinished(
+    daemon: str, reason: str, job_ids: Iterable[int] | None = None, keep: Iterable[int] = ()
+) -> int:
+    """Mark this daemon's running jobs and parts interrupted (at start-up), but those it
+    adopts (``keep``), and queued ones it could not run again (no order kept)."""
     ensure_heads([JOBS_SCOPE])
     unfinished = Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, order="")
+    kept = list(keep)
     with transaction.atomic():
         jobs = Job.objects.select_for_update().filter(unfinished, daemon=daemon)
-        parts = JobPart.objects.filter(unfinished, daemon=daemon)
+        jobs = jobs.exclude(pk__in=kept)
+        parts = JobPart.objects.filter(unfinished, daemon=daemon).exclude(job_id__in=kept)
         if job_ids is not None:
             jobs = jobs.filter(pk__in=list(job_ids))
             parts = parts.filter(job_id__in=list(job_ids))
         interrupted = list(jobs.values_list("pk", flat=True))
         Job.objects.filter(pk__in=interrupted).update(
-            status=JobStatus.INTERRUPTED, error=reason, finished_at=timezone.now()
+            status=JobStatus.INTERRUPTED, error=reason, finished_at=timezone.now(), order=""
         )
         for job_id in interrupted:  # an ended job is a record like any other: chain it
             link_job(job_id)

@@ -106,10 +106,13 @@ class MemoryRecorder:
     ) -> None:
         return None  # web jobs across zones are the real recorder's business
 
-    def queued_orders(self, daemon: str) -> list[tuple[int, int | None, str]]:
+    def kept_orders(self, daemon: str) -> list[tuple[int, int | None, str, str]]:
         with self._lock:
-            queued = [(n, job) for n, job in self.jobs.items() if job.status == JobStatus.QUEUED]
-            return [(n, None, job.fields["order"]) for n, job in queued]
+            kept = [(n, job) for n, job in self.jobs.items() if job.status in ACTIVE_STATUSES]
+            return [(n, None, job.status, job.fields["order"]) for n, job in kept]
+
+    def recorded_output(self, job_id: int) -> dict[str, list]:
+        return {"ended": [], "printed": []}  # the scripted executor journals nothing
 
     def mark_running(self, job_id: int, part_id: int | None = None) -> None:
         with self._lock:
@@ -161,10 +164,10 @@ class MemoryRecorder:
         raise AssertionError("no parts in the engine's unit tests")
 
     def interrupt_unfinished(
-        self, daemon: str, reason: str, job_ids: Iterable[int] | None = None
+        self, daemon: str, reason: str, job_ids: Iterable[int] | None = None, keep=()
     ) -> int:
         with self._lock:
-            chosen = self.jobs if job_ids is None else set(job_ids)
+            chosen = set(self.jobs if job_ids is None else job_ids) - set(keep)
             hit = [n for n in chosen if self.jobs[n].status == JobStatus.RUNNING]
             for job_id in hit:
                 self.jobs[job_id].status, self.jobs[job_id].error = JobStatus.INTERRUPTED, reason
@@ -220,6 +223,8 @@ class ScriptedExecutor:
         config: Any,
         timeout: float,
         cancel: threading.Event,
+        journal_to: Any = None,
+        detach: threading.Event | None = None,
     ) -> Iterator[Event]:
         tag, hosts = params["tag"], tuple(t.hostname for t in targets)
         with self._lock:
@@ -230,10 +235,12 @@ class ScriptedExecutor:
         if tag == "exit":
             raise SystemExit("the executor left")
         ended = True
+        yield StepStarted(1, "scripted", hosts, time.time())
         if tag in self.gates:
             self.running[tag].set()
-            ended = _first_of(self.gates[tag], cancel, timeout=timeout)
-        yield StepStarted(1, "scripted", hosts, time.time())
+            ended = _first_of(self.gates[tag], cancel, detach, timeout=timeout)
+        if detach is not None and detach.is_set():
+            return  # as the real one: the events stop, the process goes on
         for host in hosts:
             if cancel.is_set():
                 yield HostDone(host, HostStatus.CANCELLED, "cancelled")
@@ -247,10 +254,11 @@ class ScriptedExecutor:
             self.log.append(("end", tag, hosts))
 
 
-def _first_of(gate: threading.Event, cancel: threading.Event, *, timeout: float) -> bool:
-    """Wait until ``gate`` or ``cancel`` is set (True) or ``timeout`` passes (False)."""
+def _first_of(*events: threading.Event | None, timeout: float) -> bool:
+    """Wait until one of ``events`` is set (True) or ``timeout`` passes (False)."""
     deadline = time.monotonic() + timeout
-    while not (gate.is_set() or cancel.is_set()):
+    gate = events[0]
+    while not any(event.is_set() for event in events if event is not None):
         left = deadline - time.monotonic()
         if left <= 0:
             return False
