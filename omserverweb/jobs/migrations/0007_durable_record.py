@@ -4,51 +4,86 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0006_steps'),
-        ('modules', '0001_initial'),
+        ("jobs", "0006_steps"),
+        ("modules", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ReplayedWrite',
+            name="ReplayedWrite",
             fields=[
-                ('key', models.CharField(max_length=64, primary_key=True, serialize=False, verbose_name='key')),
-                ('at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='replayed')),
+                (
+                    "key",
+                    models.CharField(
+                        max_length=64, primary_key=True, serialize=False, verbose_name="key"
+                    ),
+                ),
+                (
+                    "at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="replayed"),
+                ),
             ],
             options={
-                'verbose_name': 'replayed write',
-                'verbose_name_plural': 'replayed writes',
+                "verbose_name": "replayed write",
+                "verbose_name_plural": "replayed writes",
             },
         ),
         migrations.AddField(
-            model_name='job',
-            name='order',
-            field=models.TextField(blank=True, verbose_name='queued order (sealed)'),
+            model_name="job",
+            name="order",
+            field=models.TextField(blank=True, verbose_name="queued order (sealed)"),
         ),
         migrations.AddField(
-            model_name='job',
-            name='request',
-            field=models.CharField(blank=True, max_length=64, null=True, verbose_name='request id'),
+            model_name="job",
+            name="request",
+            field=models.CharField(blank=True, max_length=64, null=True, verbose_name="request id"),
         ),
         migrations.AddField(
-            model_name='jobpart',
-            name='order',
-            field=models.TextField(blank=True, verbose_name='queued order (sealed)'),
+            model_name="jobpart",
+            name="order",
+            field=models.TextField(blank=True, verbose_name="queued order (sealed)"),
         ),
         migrations.AlterField(
-            model_name='jobhost',
-            name='status',
-            field=models.CharField(choices=[('running', 'running'), ('ok', 'ok'), ('failed', 'failed'), ('unreachable', 'unreachable'), ('timeout', 'timeout'), ('cancelled', 'cancelled'), ('not_run', 'not run'), ('unknown', 'unknown')], max_length=12, verbose_name='status'),
+            model_name="jobhost",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("running", "running"),
+                    ("ok", "ok"),
+                    ("failed", "failed"),
+                    ("unreachable", "unreachable"),
+                    ("timeout", "timeout"),
+                    ("cancelled", "cancelled"),
+                    ("not_run", "not run"),
+                    ("unknown", "unknown"),
+                ],
+                max_length=12,
+                verbose_name="status",
+            ),
         ),
         migrations.AlterField(
-            model_name='jobstep',
-            name='status',
-            field=models.CharField(choices=[('running', 'running'), ('ok', 'ok'), ('failed', 'failed'), ('unreachable', 'unreachable'), ('timeout', 'timeout'), ('cancelled', 'cancelled'), ('not_run', 'not run'), ('unknown', 'unknown')], max_length=12, verbose_name='status'),
+            model_name="jobstep",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("running", "running"),
+                    ("ok", "ok"),
+                    ("failed", "failed"),
+                    ("unreachable", "unreachable"),
+                    ("timeout", "timeout"),
+                    ("cancelled", "cancelled"),
+                    ("not_run", "not run"),
+                    ("unknown", "unknown"),
+                ],
+                max_length=12,
+                verbose_name="status",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.UniqueConstraint(fields=('client', 'request'), name='uniq_job_request'),
+            model_name="job",
+            constraint=models.UniqueConstraint(
+                fields=("client", "request"), name="uniq_job_request"
+            ),
         ),
     ]
