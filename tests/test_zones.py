@@ -265,8 +265,9 @@ def test_the_last_part_to_end_closes_the_job_and_a_restart_interrupts_its_part(
     )
     assert job.chain_pos is not None
     rows = {r.host: (r.status, r.error) for r in job.results.all()}
-    # a: its step ended ok, but its part was interrupted before the module was done with it
-    assert rows["a"][0] == "failed"
+    # a: its step ended ok, but its part was interrupted before the module was done with
+    # it: what the module would have done next is not known
+    assert rows["a"][0] == "unknown"
     assert rows["a"][1].startswith("the job ended (interrupted) while this ran: the daemon")
     assert rows["c"] == ("failed", "zone dc2: master-control daemon unreachable at x")
     assert job.steps.get().stdout == "fine"

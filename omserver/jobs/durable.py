@@ -5,8 +5,8 @@ a host's or the job's end) goes to the record at once when it can. When it
 cannot (the database is down, restarting, or answers an error), that write and
 every later one are kept in order, in memory and appended to a spool file in the
 daemon's data folder (fsync'd), and a flusher thread replays them as soon as the
-record answers again. A replayed write goes through ``Recorder.replay`` with its
-key, in one transaction with a note of that key, so a replay after a crash (of
+record answers again. Replayed writes go through ``Recorder.replay`` with their
+keys, in one transaction with a note of each key, so a replay after a crash (of
 writes that had gone through, but were still in the spool) writes nothing twice.
 
 Reads (and the writes whose answer the caller needs, such as a new job's id)
@@ -16,6 +16,7 @@ so, as ``unavailable``, not as an internal error.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -36,8 +37,9 @@ from omserver.sdk import HostResult
 log = logging.getLogger("omserver.jobs.durable")
 
 RETRY_FIRST = 0.2  # seconds before the first replay attempt after a failure
-RETRY_MAX = 5.0  # the back-off's ceiling: a database that is back is found within this
+RETRY_MAX = 1.0  # the back-off's ceiling: a database that is back is found within this
 CHECK_TTL = 1.0  # seconds a database check stays good (ping asks often)
+REPLAY_BATCH = 100  # kept writes replayed in one transaction
 GIVE_UP_AFTER = 5  # replays a reachable record refused before the write is set aside
 SPOOL_FILE = "records.jsonl"
 REJECTED_FILE = "rejected.jsonl"
@@ -220,23 +222,26 @@ class DurableRecorder:
             with self._changed:
                 while not self._pending:
                     self._changed.wait()
-                write = self._pending[0]
+                # One transaction for many: unless the record refused the last try while
+                # it answered; then one at a time, to find the write it refuses.
+                batch = list(itertools.islice(self._pending, 1 if refusals else REPLAY_BATCH))
             try:
-                self._recorder.replay(write.key, write.name, write.args)
+                self._recorder.replay([(w.key, w.name, w.args) for w in batch])
             except Exception as exc:
                 self._error = _describe(exc)
-                # A record that answers, yet refuses this write again and again, would
-                # hold back every later one: set it aside where an operator finds it.
+                # A record that answers, yet refuses a write again and again, would hold
+                # back every later one: set it aside where an operator finds it.
                 refusals = refusals + 1 if not self._check(fresh=True) else 0
-                if refusals < GIVE_UP_AFTER:
+                if refusals < GIVE_UP_AFTER or len(batch) > 1:
                     time.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX)
                     continue
-                log.error("set aside %s in %s: %s", write.name, self._spool.rejected, exc)
-                self._spool.reject(write)
+                log.error("set aside %s in %s: %s", batch[0].name, self._spool.rejected, exc)
+                self._spool.reject(batch[0])
             delay, refusals = RETRY_FIRST, 0
             with self._changed:
-                self._pending.popleft()
+                for _ in batch:
+                    self._pending.popleft()
                 if not self._pending:
                     self._spool.clear()
                     self._error = ""

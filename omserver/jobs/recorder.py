@@ -108,10 +108,10 @@ class Recorder(Protocol):
     def fail_undelivered_parts(self, older_than: timedelta, reason: str) -> int:
         """Fail the parts of web jobs no daemon took within ``older_than``; how many."""
 
-    def replay(self, key: str, name: str, args: tuple[Any, ...]) -> None:
-        """Call the write method ``name`` with ``args`` unless a write with ``key`` was
-        replayed before: in one transaction with a note of ``key`` (see
-        :mod:`omserver.jobs.durable`)."""
+    def replay(self, writes: list[tuple[str, str, tuple[Any, ...]]]) -> None:
+        """Each ``(key, name, args)``, in order: call the write method ``name`` with
+        ``args`` unless a write with ``key`` was replayed before; all in one
+        transaction with a note of each key (see :mod:`omserver.jobs.durable`)."""
 
     def check(self) -> None:
         """Raise when the record cannot be reached (a cheap round trip)."""

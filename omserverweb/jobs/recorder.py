@@ -452,16 +452,17 @@ _pruned = float("-inf")
 
 
 @_fresh_connection
-def replay(key: str, name: str, args: tuple[Any, ...]) -> None:
-    """A write from a daemon's spool, once: skipped when its key is noted already."""
-    write = _REPLAYABLE[name]
-    if name in ("finish_job", "finish_part"):
+def replay(writes: list[tuple[str, str, tuple[Any, ...]]]) -> None:
+    """Writes from a daemon's spool, each once: skipped when its key is noted already."""
+    if any(name in ("finish_job", "finish_part") for _, name, _ in writes):
         ensure_heads([JOBS_SCOPE])  # outside the transaction: see ensure_heads
     with transaction.atomic():
-        if ReplayedWrite.objects.filter(key=key).exists():
-            return
-        write(*args)
-        ReplayedWrite.objects.create(key=key)
+        keys = [key for key, _, _ in writes]
+        noted = set(ReplayedWrite.objects.filter(key__in=keys).values_list("key", flat=True))
+        for key, name, args in writes:
+            if key not in noted:
+                _REPLAYABLE[name](*args)
+        ReplayedWrite.objects.bulk_create(ReplayedWrite(key=k) for k in keys if k not in noted)
     global _pruned
     if time.monotonic() - _pruned > PRUNE_EVERY:  # now and then, forget the old notes
         _pruned = time.monotonic()

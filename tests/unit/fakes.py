@@ -92,11 +92,12 @@ class MemoryRecorder:
             mine = [n for n, job in self.jobs.items() if job.fields.get("client") == client]
             return next((n for n in mine if self.jobs[n].fields.get("request") == request), None)
 
-    def replay(self, key: str, name: str, args: tuple[Any, ...]) -> None:
-        if key in self.replayed:
-            return
-        getattr(self, name)(*args)
-        self.replayed.add(key)  # one flusher thread replays: no race to guard
+    def replay(self, writes: list[tuple[str, str, tuple[Any, ...]]]) -> None:
+        """All or nothing, as the real one's transaction (one flusher: no race to guard)."""
+        for key, name, args in writes:
+            if key not in self.replayed:
+                getattr(self, name)(*args)
+        self.replayed.update(key for key, _, _ in writes)
 
     def check(self) -> None:
         """Always reachable: it is memory."""
