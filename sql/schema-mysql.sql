@@ -340,6 +340,35 @@ CREATE INDEX `output_job_step_idx` ON `jobs_joboutput` (`job_id`, `host`, `step`
 ALTER TABLE `jobs_jobstep` ADD CONSTRAINT `jobs_jobstep_job_id_dccb215d_fk_jobs_job_id` FOREIGN KEY (`job_id`) REFERENCES `jobs_job` (`id`);
 CREATE INDEX `step_job_seq_idx` ON `jobs_jobstep` (`job_id`, `seq`);
 --
+-- Create model ReplayedWrite
+--
+CREATE TABLE `jobs_replayedwrite` (`key` varchar(64) NOT NULL PRIMARY KEY, `at` datetime(6) NOT NULL);
+--
+-- Add field order to job
+--
+ALTER TABLE `jobs_job` ADD COLUMN `order` longtext NOT NULL;
+--
+-- Add field request to job
+--
+ALTER TABLE `jobs_job` ADD COLUMN `request` varchar(64) NULL;
+--
+-- Add field order to jobpart
+--
+ALTER TABLE `jobs_jobpart` ADD COLUMN `order` longtext NOT NULL;
+--
+-- Alter field status on jobhost
+--
+-- (no-op)
+--
+-- Alter field status on jobstep
+--
+-- (no-op)
+--
+-- Create constraint uniq_job_request on model job
+--
+ALTER TABLE `jobs_job` ADD CONSTRAINT `uniq_job_request` UNIQUE (`client`, `request`);
+CREATE INDEX `jobs_replayedwrite_at_ab1cd63b` ON `jobs_replayedwrite` (`at`);
+--
 -- Create model Session
 --
 CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL);
