@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from omserver.client import Client, DaemonError
 from omserver.vocabulary import FINAL_STATUSES
@@ -23,6 +24,12 @@ from tests.lab.fixtures import modules_folder
 from tests.lab.mariadb import PrivateMariaDB, migrate
 from tests.lab.procs import wait_for
 from tests.records import hosts_of, steps_of
+
+# The test brings its own MariaDB, whatever the suite's database: once is enough.
+pytestmark = pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
+    reason="runs in the MariaDB pass of the suite (it starts its own MariaDB server)",
+)
 
 LINES = 9106
 WORKERS = 2
