@@ -31,6 +31,12 @@ class Backend(ABC):
     """Runs steps on hosts through one engine; made once per job, closed after it."""
 
     name: str
+    # Called as on_publish(engine_job_id, hosts) right after the engine took a step for
+    # those hosts, from the thread in run(), so that a daemon restarted mid-step can
+    # still fetch the results (Salt: the jid, for saltstack.cached_results; a step
+    # published twice, as after a module sync, calls it twice). It must not raise.
+    # Backends whose engine keeps no results to fetch never call it.
+    on_publish: Callable[[str, list[str]], None] | None = None
 
     def __init__(self, config: Config) -> None:
         self.config = config

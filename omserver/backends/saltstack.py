@@ -1,9 +1,14 @@
 """The SaltStack backend: ``salt.client.LocalClient`` on the salt master.
 
 One publish per step to the listed minions (``tgt_type='list'``), returns read
-as they arrive (``get_iter_returns`` without blocking, so the step deadline is
-checked between events). A minion that never answers is reported
-``unreachable``; one still busy at the deadline, ``timeout``.
+from the master's event bus as they arrive, the step deadline checked between
+events. A late answer is not a missing one (see :class:`_Watch`): a minion is
+``unreachable`` only when it has no accepted key, or when it left the step and
+a ``saltutil.find_job`` unanswered for a while the master was seen answering
+for others, and the master's job cache holds nothing from it either; one
+without a result at the deadline is ``timeout``. :func:`cached_results` reads
+a published step's results back from that cache (for a daemon that restarted
+meanwhile; ``Backend.on_publish`` gives the jid).
 
 A Command step runs as ``omserver_stream.run``, our execution module (the file
 :mod:`omserver.backends.capture`, served from ``<file_roots>/_modules``): the
@@ -23,7 +28,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +56,10 @@ FUNCTION = f"{MODULE}.run"
 NOT_AVAILABLE = f"'{FUNCTION}' is not available."  # what a minion without it returns
 OUTPUT_TAG = "omserver/output"
 RETURN_MARGIN = 0.5  # seconds a timed-out command's return gets to reach us before the deadline
+# gather_job_timeouts a minion may stay silent (no return, no find_job answer) while the
+# master is seen answering for others, before it is called unreachable (see _Watch).
+PATIENCE = 2
+GONE = "the minion answered neither the step nor a find_job check (stopped or disconnected)"
 
 
 class SaltBackend(Backend):
@@ -104,90 +113,39 @@ class SaltBackend(Backend):
         tag = f"{OUTPUT_TAG}/{jid}" if job.streams else ""
         stream = {"limit": job.limit, "tag": tag, "digest": self._digest} if tag else None
         fun, kwarg = _call(job.step, budget, stream)
-        # Salt asks silent minions whether they still run the job after this
-        # long; a down minion is known after it plus gather_job_timeout.
         gather = float(self.config["salt.gather_job_timeout"])
-        check_after = max(1.0, min(self._check_after, budget - gather - 0.5))
-        events = self._client.event
-        live = _LiveOutput(job.output, hosts)
-        pending = set(hosts)
-        unsynced: list[str] = []
-        if tag:  # before the publish: the output events arrive among the returns
-            events.subscribe(tag, match_type="startswith")
+        # The first find_job after this long; a silent minion is known PATIENCE * gather later.
+        check_after = max(1.0, min(self._check_after, budget - PATIENCE * gather - 0.5))
         try:
-            try:
-                pub = self._client.run_job(
-                    hosts,
-                    fun,
-                    arg=(),
-                    tgt_type="list",
-                    timeout=check_after,
-                    jid=jid,
-                    kwarg=kwarg,
-                    listen=True,
-                )
-            except SaltClientError as exc:
-                pub, refused = {}, f"the salt master did not take the job: {exc}"
-            else:
-                refused = "no minion with this id has an accepted key on the salt master"
-            if not pub:
-                for host in hosts:
-                    job.emit(HostResult(host, "unreachable", stderr=refused))
-                return []
-            try:
-                # cmd_iter() would hide the idle ticks (None) that let us check the deadline
-                returns = self._client.get_iter_returns(
-                    pub["jid"],
-                    pub["minions"],
-                    timeout=check_after,
-                    tgt_type="list",
-                    expect_minions=True,
-                    block=False,
-                    gather_job_timeout=gather,
-                )
-                for ret in returns:
-                    if tag:
-                        self._drain(tag, live)
-                    if ret is None:  # nothing arrived in the last 10 ms
-                        if time.monotonic() >= job.deadline:
-                            break
-                        continue
-                    for host, data in ret.items():
-                        if host not in pending:
-                            continue
-                        pending.discard(host)
-                        if tag and resync and _needs_sync(data):
-                            unsynced.append(host)
-                        else:
-                            job.emit(live.settle(job.result(host, data), data))
-                    if not pending:
-                        break
-            finally:  # what cmd_iter() does after its loop
-                self._client._clean_up_subscriptions(pub["jid"])
-        finally:
-            if tag:
-                events.unsubscribe(tag, match_type="startswith")
-        elapsed = time.monotonic() - job.started
-        late = elapsed >= job.timeout
-        for host in sorted(pending):
-            why = (
-                f"no answer within the step's {job.timeout:.0f} s"
-                if late
-                else "the minion is not connected or has no accepted key"
+            # listen: the event bus is connected before the publish, so no return is missed
+            pub = self._client.run_job(
+                hosts,
+                fun,
+                arg=(),
+                tgt_type="list",
+                timeout=check_after,
+                jid=jid,
+                kwarg=kwarg,
+                listen=True,
             )
-            status = "timeout" if late else "unreachable"
-            job.emit(live.settle(HostResult(host, status, duration=elapsed, stderr=why), None))
-        return unsynced
-
-    def _drain(self, tag: str, live: _LiveOutput) -> None:
-        """Hand on the output events get_iter_returns came across (it keeps those we
-        subscribed to in ``pending_events``). Taken from there only: a read of the
-        bus itself costs ~10 ms even without blocking."""
-        events = self._client.event
-        while any(e["tag"].startswith(tag) for e in events.pending_events):
-            event = events.get_event(no_block=True, tag=tag, match_type="startswith", full=True)
-            load = event["data"]  # the minion's request: its id, our data under "data"
-            live.add(load.get("id"), load.get("data"))
+        except SaltClientError as exc:
+            pub, refused = {}, f"the salt master did not take the job: {exc}"
+        else:
+            refused = "no minion with this id has an accepted key on the salt master"
+        published = sorted(set(hosts).intersection(pub.get("minions", ())))
+        for host in hosts:
+            if host not in published:
+                job.emit(HostResult(host, "unreachable", stderr=refused))
+        if not published:
+            return []
+        try:
+            if self.on_publish is not None:
+                self.on_publish(pub["jid"], published)
+            watch = _Watch(self._client, job, pub["jid"], published, tag, resync=resync)
+            watch.follow(check_after, gather)
+            return watch.unsynced
+        finally:
+            self._client._clean_up_subscriptions(pub["jid"])
 
     def _sync(self, hosts: list[str], deadline: float) -> None:
         """Have ``hosts`` fetch our execution module from the master's _modules."""
@@ -232,6 +190,176 @@ class _Job:
     def result(self, host: str, data: dict[str, Any]) -> HostResult:
         duration = time.monotonic() - self.started
         return _result(self.step, host, data, duration, self.limit, self.timeout)
+
+
+class _Watch:
+    """One publish, followed until each minion has a result or the step's deadline.
+
+    Returns and live output come from the master's event bus, every event read
+    as it comes (a client gets all of the master's events; read one per pass,
+    as ``get_iter_returns`` does, a loaded bus falls seconds behind).
+
+    Salt's own loop calls a minion gone when its find_job answer misses
+    ``gather_job_timeout``, asking again every ``gather_job_timeout``. Under
+    load the answers and the return come seconds later (the master's job cache
+    then holds the return), and every question adds to a busy minion's queue.
+    So here a minion is asked again only once it answered; any return or output
+    of it, for any job, counts as an answer, whenever it comes; and its silence
+    counts only while the master is seen keeping up: from the first return of
+    another minion after the question (each question also goes to a minion that
+    returned already, when there is one), or from the question itself when no
+    other job was published since this one. A minion silent for PATIENCE
+    ``gather_job_timeout`` of that, and of whom the job cache holds neither the
+    return nor the answer, is ``unreachable``. At the deadline the cache is read
+    once more for returns the bus has not brought; the rest end ``timeout``.
+    """
+
+    def __init__(
+        self,
+        client: salt.client.LocalClient,
+        job: _Job,
+        jid: str,
+        hosts: list[str],
+        tag: str,
+        *,
+        resync: bool,
+    ) -> None:
+        self._client = client
+        self._job = job
+        self._jid = jid
+        self._tag = tag
+        self._resync = resync
+        self._live = _LiveOutput(job.output, hosts)
+        self._pending = set(hosts)
+        self._asked: dict[str, tuple[str, float]] = {}  # unanswered: find_job jid, when sent
+        self._silent_since: dict[str, float] = {}  # when the master was seen keeping up
+        self._unproven: set[str] = set()  # asked, and no other minion heard from since
+        self._checks: set[str] = set()  # the jids of our find_jobs
+        self._opened = time.monotonic()
+        self._other_job = -math.inf  # when someone else's job was last published
+        self._up: set[str] = set()  # pending minions heard from since the publish
+        self._witness = ""  # a minion that returned already: it shows the master answering
+        self.unsynced: list[str] = []
+
+    def follow(self, check_after: float, gather: float) -> None:
+        """Emit every minion's result: from the bus, the job cache, or as
+        ``unreachable``/``timeout``; ask minions without a return ``find_job``
+        from ``check_after`` s on, every ``gather`` s."""
+        events = self._client.event
+        next_check = time.monotonic() + check_after
+        while self._pending:
+            now = time.monotonic()
+            if now >= self._job.deadline:
+                break
+            if now >= next_check:
+                self._check(now, gather)
+                next_check = now + gather
+            # no tag: a tag would leave the other events to pile up in pending_events
+            event = events.get_event(no_block=True, full=True)  # waits 10 ms at most
+            if event is not None:
+                self._take(event["tag"], event["data"])
+        if not self._pending:
+            return
+        for host, data in self._cached(self._jid, self._pending).items():
+            self._settle(host, data)
+        elapsed = time.monotonic() - self._job.started
+        within = f"within the step's {self._job.timeout:.0f} s"
+        for host in sorted(self._pending):
+            why = f"the minion answered but sent no result {within}"
+            if host not in self._up:
+                why = f"no answer {within}"
+            result = HostResult(host, "timeout", duration=elapsed, stderr=why)
+            self._job.emit(self._live.settle(result, None))
+
+    def _take(self, tag: str, data: Any) -> None:
+        jid, kind = _job_event(tag)
+        if kind == "new" and jid != self._jid and jid not in self._checks:
+            self._other_job = time.monotonic()
+            return
+        host = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(host, str) or not (kind == "ret" or tag.startswith(OUTPUT_TAG)):
+            return  # not a minion's doing
+        others = self._unproven.difference({host})
+        if others:  # another minion is heard: the master keeps up
+            now = time.monotonic()
+            for other in others:
+                self._silent_since.setdefault(other, now)
+            self._unproven.intersection_update({host})
+        if host not in self._pending:
+            return
+        if jid == self._jid and "return" in data:
+            self._settle(host, _returned(data))
+            return
+        # A return or output of any job (the answer to our find_job among them): it is up.
+        self._forget_question(host)
+        self._up.add(host)
+        if self._tag and tag.startswith(self._tag):  # the minion fired it: data under "data"
+            self._live.add(host, data.get("data"))
+
+    def _check(self, now: float, gather: float) -> None:
+        """Call ``unreachable`` the minions silent for PATIENCE * ``gather`` s (unless
+        the job cache holds their return or answer); ask the rest, except those with
+        a question out, whether they still run the job."""
+        overdue = sorted(h for h in self._asked if now - self._since(h) >= PATIENCE * gather)
+        if overdue:
+            for host, data in self._cached(self._jid, overdue).items():
+                self._settle(host, data)
+            for check in {self._asked[h][0] for h in overdue if h in self._asked}:
+                for host in self._cached(check, overdue):
+                    self._forget_question(host)
+                    self._up.add(host)
+            elapsed = now - self._job.started
+            for host in overdue:
+                if host in self._asked:
+                    self._forget_question(host)
+                    self._pending.discard(host)
+                    result = HostResult(host, "unreachable", duration=elapsed, stderr=GONE)
+                    self._job.emit(self._live.settle(result, None))
+        ask = sorted(self._pending.difference(self._asked))
+        if not ask:
+            return
+        try:
+            pub = self._client.run_job(
+                [*ask, self._witness] if self._witness else ask,
+                "saltutil.find_job",
+                arg=[self._jid],
+                tgt_type="list",
+                timeout=gather,
+                listen=False,  # the bus is read already, for every tag
+            )
+        except SaltClientError:
+            return  # nobody was asked: no silence to count
+        if pub:
+            self._checks.add(pub["jid"])
+            self._asked.update(dict.fromkeys(ask, (pub["jid"], now)))
+            self._unproven.update(ask)
+
+    def _since(self, host: str) -> float:
+        """Since when the silence of ``host`` counts (infinity: not yet)."""
+        asked = self._asked[host][1]
+        if host in self._silent_since:
+            return self._silent_since[host]
+        return asked if self._other_job < self._opened else math.inf
+
+    def _forget_question(self, host: str) -> None:
+        self._asked.pop(host, None)
+        self._silent_since.pop(host, None)
+        self._unproven.discard(host)
+
+    def _cached(self, jid: str, hosts: Collection[str]) -> dict[str, dict[str, Any]]:
+        try:
+            return _cache_returns(self._client, jid, hosts)
+        except SaltClientError:
+            return {}  # the bus alone then decides
+
+    def _settle(self, host: str, data: dict[str, Any]) -> None:
+        self._pending.discard(host)
+        self._forget_question(host)
+        self._witness = host
+        if self._tag and self._resync and _needs_sync(data):
+            self.unsynced.append(host)
+        else:
+            self._job.emit(self._live.settle(self._job.result(host, data), data))
 
 
 class _LiveOutput:
@@ -310,6 +438,64 @@ def install_module(file_roots: Path) -> str:
     return hashlib.sha256(source).hexdigest()
 
 
+def cached_results(
+    config: Config, step: Step, jid: str, hosts: Iterable[str], output_limit: int
+) -> dict[str, HostResult]:
+    """The results of ``step``, published as ``jid`` (see ``Backend.on_publish``), as the
+    master's job cache holds them: for a daemon that restarted while the step ran.
+
+    Each is the HostResult the live path gives for the same return, but with
+    ``duration`` 0 (the cache keeps no end time). Hosts without a return there
+    are absent, and so are those that only said they lack our module: their
+    result is under the jid of the publish after the sync. Raises
+    SaltClientError when the cache cannot be read.
+    """
+    client = salt.client.LocalClient(mopts=salt.config.client_config(config["salt.master_config"]))
+    try:
+        returns = _cache_returns(client, jid, set(hosts))
+    finally:
+        client.destroy()
+    # No clock to check: a timeout of 0 leaves cmd.run_all's "Timed out" note alone to tell.
+    return {
+        host: _result(step, host, data, 0.0, output_limit, 0.0)
+        for host, data in sorted(returns.items())
+        if not _needs_sync(data)
+    }
+
+
+def _cache_returns(
+    client: salt.client.LocalClient, jid: str, hosts: Collection[str]
+) -> dict[str, dict[str, Any]]:
+    """What the master's job cache holds for ``jid`` from ``hosts``, shaped as _result reads it.
+
+    The returner's ``get_jid`` rather than ``LocalClient.get_cache_returns``,
+    which drops the ``retcode``.
+    """
+    get_jid = client.returners[f"{client.opts['master_job_cache']}.get_jid"]
+    try:
+        stored = get_jid(jid)
+    except Exception as exc:  # any returner's own errors; get_cache_returns does the same
+        raise SaltClientError(f"could not read the master's job cache: {exc}") from exc
+    return {host: _returned(load) for host, load in stored.items() if host in hosts}
+
+
+def _returned(load: dict[str, Any]) -> dict[str, Any]:
+    """A minion's return (an event's data or a job cache entry) as _result reads it."""
+    data = {"ret": load.get("return")}
+    if "retcode" in load:
+        data["retcode"] = load["retcode"]
+    return data
+
+
+def _job_event(tag: str) -> tuple[str, str]:
+    """The jid and kind of a job event (``salt/job/<jid>/new``, ``salt/job/<jid>/ret/<minion>``);
+    empty strings for other events."""
+    parts = tag.split("/", 4)
+    if len(parts) >= 4 and parts[:2] == ["salt", "job"]:
+        return parts[2], parts[3]
+    return "", ""
+
+
 def _needs_sync(data: dict[str, Any]) -> bool:
     """Whether a minion's return says it lacks our module, or holds an older copy."""
     ret = data.get("ret")
@@ -358,13 +544,6 @@ def _call(step: Step, timeout: float, stream: dict[str, Any] | None) -> tuple[st
 def _result(
     step: Step, host: str, data: dict[str, Any], duration: float, limit: int, timeout: float
 ) -> HostResult:
-    if data.get("failed"):  # expect_minions: never returned, never answered find_job
-        return HostResult(
-            host,
-            "unreachable",
-            duration=duration,
-            stderr="the minion did not answer (stopped or disconnected)",
-        )
     ret = data.get("ret")
     if _needs_sync(data):  # still, after saltutil.sync_modules
         why = f"{MODULE} is missing or out of date on the minion and syncing it did not help"
