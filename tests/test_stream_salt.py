@@ -198,7 +198,9 @@ print(json.dumps({
 
 def test_sixty_mib_printed_costs_the_job_little_memory(salt_lab: SaltLab) -> None:
     """The job process's peak RSS grows by far less than the output (a bounded record)."""
-    argv = ["sh", "-c", "head -c 62914560 /dev/zero | tr '\\0' x"]
+    # A line first, and a pause: however busy the machine, something goes out live
+    # before the flood (a command over before its first chunk would be only its record).
+    argv = ["sh", "-c", "echo start; sleep 1; head -c 62914560 /dev/zero | tr '\\0' x"]
     done = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps([salt_lab.settings(), salt_lab.minion_ids, argv])],
         cwd=BASE_DIR,
