@@ -88,7 +88,9 @@ SETTINGS: dict[str, Setting] = {
     "web.confirm_above_hosts": Setting(_int, 10, "ask to confirm a run on more hosts"),
     "database.url": Setting(_str, "", "database URL; empty = SQLite in data_dir"),
     "daemon.address": Setting(_str, "127.0.0.1:11511", "host:port of the daemon"),
-    "daemon.name": Setting(_str, "default", "this daemon's name (its zone); tags its jobs"),
+    "daemon.name": Setting(
+        _str, "default", "this daemon's name (its zone); daemons of one name share a queue"
+    ),
     "daemon.client_id": Setting(_str, "web", "the web console's client id"),
     "daemon.client_key": Setting(_str, "", "the web console's client key"),
     "daemon.key_file": Setting(_str, "", "client keys file; empty = data_dir/clients.json"),

@@ -87,8 +87,10 @@ def test_results_recorded_before_steps_become_step_one_and_the_chain_verifies() 
 @pytest.mark.django_db(transaction=True)
 def test_a_job_recorded_with_steps_is_chained_with_them() -> None:
     ModuleDefinition.objects.create(id=1003, name="View OS version")
-    job_id = recorder.create_job(module_id=1003, requested_by="alice", client="web")
-    recorder.mark_running(job_id)
+    job_id = recorder.create_job(
+        module_id=1003, requested_by="alice", client="web", daemon="d", order="sealed"
+    )
+    assert recorder.claim(job_id, None, "d", "instance", []) == "ok"
     recorder.start_step(job_id, 1, "echo one", ["www-01"], timezone.now().timestamp())
     recorder.save_output(job_id, [("www-01", 1, "stdout", "one\n")])
     recorder.cut_step(job_id, "www-01", 1, "cancelled", "cancelled")

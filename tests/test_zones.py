@@ -249,12 +249,13 @@ def test_the_last_part_to_end_closes_the_job_and_a_restart_interrupts_its_part(
     )
     dc1 = JobPart.objects.create(job=job, zone="dc1", hosts=["a", "b"])
     dc2 = JobPart.objects.create(job=job, zone="dc2", hosts=["c"])
-    assert recorder.claim_part(job.pk, 1003, ["b", "a"], "daemon-1") == dc1.pk
-    recorder.mark_running(job.pk, dc1.pk)
+    assert recorder.claim_part(job.pk, 1003, ["b", "a"], "daemon-1", "sealed") == dc1.pk
+    assert recorder.claim(job.pk, dc1.pk, "daemon-1", "instance-1", []) == "ok"
     recorder.start_step(job.pk, 1, "echo fine", ["a"], 0.0)
     recorder.save_step(job.pk, Result("a", "ok", 0, "fine", step=1, action="echo fine"))
     # dc1's daemon restarts with its part unfinished; dc2's part is still being sent.
-    assert recorder.interrupt_unfinished("daemon-1", "the daemon stopped before it ended") == 1
+    reason = "the daemon stopped before it ended"
+    assert recorder.interrupt_unfinished("daemon-1", "instance-1", reason) == 1
     job.refresh_from_db()
     assert (job.status, job.finished_at) == ("running", None)
     recorder.fail_unclaimed_part(dc2.pk, "zone dc2: master-control daemon unreachable at x")

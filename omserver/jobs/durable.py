@@ -171,9 +171,6 @@ class DurableRecorder:
 
     # -- writes, kept when the record cannot take them ---------------------------------
 
-    def mark_running(self, job_id: int, part_id: int | None = None) -> None:
-        self._write("mark_running", job_id, part_id)
-
     def start_step(
         self, job_id: int, step: int, action: str, hosts: list[str], started: float
     ) -> None:
@@ -279,21 +276,33 @@ class DurableRecorder:
             lambda: self._recorder.claim_part(job_id, module_id, hosts, daemon, order)
         )
 
-    def kept_orders(self, daemon: str) -> list[tuple[int, int | None, str, str]]:
-        return self._read(lambda: self._recorder.kept_orders(daemon))
+    def queued(
+        self, daemon: str, exclude: list[int], limit: int, job_id: int | None = None
+    ) -> list[tuple[int, int | None, str]]:
+        return self._read(lambda: self._recorder.queued(daemon, exclude, limit, job_id))
+
+    def claimed(self, instance: str) -> list[tuple[int, int | None, str]]:
+        return self._read(lambda: self._recorder.claimed(instance))
+
+    def claim(
+        self, job_id: int, part_id: int | None, daemon: str, instance: str, locks: list
+    ) -> str:
+        return self._read(lambda: self._recorder.claim(job_id, part_id, daemon, instance, locks))
+
+    def ask_cancel(self, job_id: int) -> bool:
+        return self._read(lambda: self._recorder.ask_cancel(job_id))
+
+    def cancels(self, instance: str) -> list[int]:
+        return self._read(lambda: self._recorder.cancels(instance))
 
     def recorded_output(self, job_id: int) -> dict[str, list]:
         return self._read(lambda: self._recorder.recorded_output(job_id))
 
     def interrupt_unfinished(
-        self,
-        daemon: str,
-        reason: str,
-        job_ids: Iterable[int] | None = None,
-        keep: Iterable[int] = (),
+        self, daemon: str, instance: str, reason: str, keep: Iterable[int] = ()
     ) -> int:
         return self._read(
-            lambda: self._recorder.interrupt_unfinished(daemon, reason, job_ids, keep)
+            lambda: self._recorder.interrupt_unfinished(daemon, instance, reason, keep)
         )
 
     def fail_undelivered_parts(self, older_than: timedelta, reason: str) -> int:

@@ -8,6 +8,13 @@ or the database staying up: writes the database cannot take wait in a spool
 (:mod:`omserver.jobs.durable`), a queued job's order is kept in the record
 (:mod:`omserver.jobs.orders`), and a running job's process journals what it
 does (:mod:`omserver.jobs.journal`), so that a restarted daemon adopts it.
+
+The queue is the record's: a job submitted here is queued in memory too (to
+start at once), but a worker runs it only once it has claimed it in the record
+(``Recorder.claim``, one claim at a time per daemon name). So several daemons
+sharing a ``daemon.name`` (and queue key) share one queue: each takes what the
+others queued while it has workers to spare, and exclusive modules hold their
+hosts across all of them.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,6 +54,8 @@ WATCH_WORKERS_EVERY = 2.0  # seconds between checks that every worker thread liv
 # may end (as timeout) just before it, and a later batch started then could only time out.
 DEADLINE_MARGIN = 1.0
 WATCH_EVERY = 0.5  # seconds between reads of a job another daemon runs, while waiting on it
+QUEUE_POLL = 1.0  # seconds between looks at the zone's queue in the record
+CLAIM_AGAIN = 0.5  # seconds before a job held up by another daemon's exclusive lock retries
 # Why a host the job never reached was not run, by how the job ended.
 NOT_RUN_BECAUSE = {JobStatus.CANCELLED: "cancelled", JobStatus.TIMEOUT: "the job's timeout"}
 
@@ -70,6 +80,7 @@ class RunningJob:
     # Adopted after a restart: the runs a previous daemon started, from the job's journal.
     resumed: list[journal.Batch] = field(default_factory=list)
     reader: journal.Reader | None = None
+    elsewhere: bool = False  # another daemon of the zone took it (or ended it) from the queue
     ticket: Ticket = field(init=False)  # its place in the queue
 
     def __post_init__(self) -> None:
@@ -99,6 +110,7 @@ class Engine:
         self.name = name
         self.recorder = DurableRecorder(recorder, config.data_dir / "spool")
         self._orders = orders.queue_cipher(config.data_dir)
+        self.instance = _instance(config.data_dir)  # this daemon among those of its name
         self._execute = executor
         self._queue = JobQueue()
         self._jobs: dict[int, RunningJob] = {}
@@ -114,6 +126,7 @@ class Engine:
         self.recorder.drain(START_DRAIN)  # what a previous run spooled goes in first
         self._take_over()
         self._workers = [self._worker(n) for n in range(self.config["daemon.workers"])]
+        threading.Thread(target=self._poll_queue, name="queue-poller", daemon=True).start()
         threading.Thread(target=self._sweep, name="job-sweeper", daemon=True).start()
         threading.Thread(target=self._watch_workers, name="job-watcher", daemon=True).start()
 
@@ -235,7 +248,7 @@ class Engine:
             running = self._jobs.get(job_id)
             if running is not None and running.part_id is not None:
                 return job_id  # a retry of the submit that claimed it
-            part_id = self._claim(job_id, module, targets, order)
+            part_id = self._claim_part(job_id, module, targets, order)
         else:
             job_id = self.recorder.create_job(
                 module_id=module.id,
@@ -267,32 +280,60 @@ class Engine:
         self._queue.put(job.ticket, first=first)
 
     def _take_over(self) -> None:
-        """Adopt the jobs a previous run of this daemon left running (their journals tell
-        what their processes did, and do); queue again those it left queued; the
-        record's other running jobs of this daemon end ``interrupted``."""
-        adopted, queued = [], []
-        for job_id, part_id, status, sealed in self.recorder.kept_orders(self.name):
+        """Adopt the jobs this daemon ran before it stopped (their journals tell what their
+        processes did, and do); the record's other jobs it ran end ``interrupted``.
+        What it had queued waits in the record: ``_poll_queue`` takes it up."""
+        adopted = []
+        for job_id, part_id, sealed in self.recorder.claimed(self.instance):
             job = self._from_order(job_id, part_id, sealed)
             if job is None:
-                continue
-            if status == JobStatus.QUEUED:
-                queued.append(job)
                 continue
             job.reader = journal.Reader(journal.journal_path(self.config.data_dir, job_id))
             job.resumed = job.reader.batches()
             if job.resumed:
                 adopted.append(job)
         stale = self.recorder.interrupt_unfinished(
-            self.name, "the daemon stopped before it ended", keep=[j.job_id for j in adopted]
+            self.name,
+            self.instance,
+            "the daemon stopped before it ended",
+            keep=[job.job_id for job in adopted],
         )
         if stale:
             log.warning("marked %d job(s) left by a previous run as interrupted", stale)
         for job in adopted:
             self._enqueue(job, first=True)
             log.info("job %d adopted from its journal", job.job_id)
-        for job in queued:
-            self._enqueue(job)
-            log.info("job %d queued again after the restart", job.job_id)
+
+    def _poll_queue(self) -> None:
+        """Take from the record's queue what this daemon does not hold (queued through
+        another daemon of the zone, or by this one before a restart) while it has
+        workers to spare, and pass on the cancels asked through the others."""
+        while True:
+            try:
+                for job_id in self.recorder.cancels(self.instance):
+                    if (job := self._jobs.get(job_id)) is not None:
+                        job.cancel.set()
+                spare = self.config["daemon.workers"] - len(self._jobs)
+                if spare > 0:
+                    for entry in self.recorder.queued(self.name, list(self._jobs), spare):
+                        if (job := self._from_order(*entry)) is not None:
+                            self._enqueue(job)
+            except RecordUnavailable as exc:  # the database may be down a while: try later
+                log.debug("could not look at the queue: %s", exc)
+            if self._stopping.wait(QUEUE_POLL):
+                return
+
+    def _take(self, job: RunningJob, *, exclusive: bool = True) -> str:
+        """Take ``job`` from the zone's queue in the record (see ``Recorder.claim``), or
+        ``unavailable`` while the record cannot be reached."""
+        locks = [list(lock) for lock in job.ticket.locks] if exclusive else []
+        try:
+            return self.recorder.claim(job.job_id, job.part_id, self.name, self.instance, locks)
+        except RecordUnavailable as exc:
+            log.warning("job %d waits for the record: %s", job.job_id, exc)
+        except Exception:  # a bug here must not kill the worker: the job waits
+            log.exception("taking job %d from the queue failed", job.job_id)
+        return "unavailable"
 
     def _from_order(self, job_id: int, part_id: int | None, sealed: str) -> RunningJob | None:
         """The job a kept order describes; None (and the job failed) if it cannot run."""
@@ -320,12 +361,13 @@ class Engine:
         return state
 
     def wait(self, job_id: int, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
         job = self._jobs.get(job_id)
         if job is not None:
             job.done.wait(timeout)
-            return self.state(job_id)
-        # Not ours (another zone's part, or queued by another daemon): watch the record.
-        deadline = time.monotonic() + timeout
+            if not job.elsewhere:
+                return self.state(job_id)
+        # Not ours (another zone's part, or another daemon of the zone took it): the record.
         while (state := self.state(job_id))["status"] not in FINAL_STATUSES and (
             time.monotonic() < deadline
         ):
@@ -334,19 +376,35 @@ class Engine:
 
     def cancel(self, job_id: int) -> dict[str, Any]:
         job = self._jobs.get(job_id)
-        if job is not None:
+        if job is not None and not job.elsewhere:
             job.cancel.set()
             if self._queue.discard(job_id):
-                self._close_unrun(job, NOT_RUN_BECAUSE[JobStatus.CANCELLED])
-                self._finish(job, JobStatus.CANCELLED, "cancelled before it started")
-                self._forget(job)
+                self._cancel_queued(job)
+        elif not self.recorder.ask_cancel(job_id):  # nobody runs it: maybe it waits
+            for entry in self.recorder.queued(self.name, [], 1, job_id=job_id):
+                if (queued := self._from_order(*entry)) is not None:
+                    self._cancel_queued(queued)
         return self.state(job_id)
+
+    def _cancel_queued(self, job: RunningJob) -> None:
+        """End a job before it started, unless a daemon of the zone took it meanwhile."""
+        if self._take(job, exclusive=False) == "ok":
+            self._close_unrun(job, NOT_RUN_BECAUSE[JobStatus.CANCELLED])
+            self._finish(job, JobStatus.CANCELLED, "cancelled before it started")
+        else:
+            self.recorder.ask_cancel(job.job_id)
+        self._forget(job)
 
     # -- running ------------------------------------------------------------------
 
     def _work(self) -> None:
         while (ticket := self._queue.take()) is not None:
             job = self._jobs[ticket.job_id]
+            outcome = "ok" if job.resumed else self._take(job)
+            if outcome != "ok":
+                self._queue.release(ticket)
+                self._not_now(job, outcome)
+                continue
             try:
                 self._run(job)
             except BaseException as exc:  # a bug here must not hide the job
@@ -359,8 +417,16 @@ class Engine:
                 self._queue.release(ticket)
                 self._forget(job)
 
+    def _not_now(self, job: RunningJob, outcome: str) -> None:
+        """A job this daemon could not take from the zone's queue: ``taken`` by another
+        daemon (or ended); ``busy`` or ``unavailable``: try again in a moment."""
+        if outcome == "taken":
+            job.elsewhere = True
+            self._forget(job)
+        else:
+            threading.Timer(CLAIM_AGAIN, self._queue.put, args=(job.ticket,)).start()
+
     def _run(self, job: RunningJob) -> None:
-        self.recorder.mark_running(job.job_id, job.part_id)
         deadline = time.monotonic() + job.timeout
         if job.resumed:  # the deadline its processes were given
             deadline = time.monotonic() + job.resumed[-1].header["deadline"] - time.time()
@@ -478,7 +544,9 @@ class Engine:
 
     # -- request checks -----------------------------------------------------------
 
-    def _claim(self, job_id: Any, module: LoadedModule, targets: list[Target], order: str) -> int:
+    def _claim_part(
+        self, job_id: Any, module: LoadedModule, targets: list[Target], order: str
+    ) -> int:
         """This daemon's part of a job the web created (one part per zone it spans)."""
         if isinstance(job_id, bool) or not isinstance(job_id, int):
             raise SubmitError("invalid_request", "job must be a job id (integer)", "job")
@@ -557,3 +625,13 @@ class _Recorded:
         have = self.printed.get(key, 0)
         self.printed[key] = max(0, have - len(text))
         return (host, step, stream, text[have:]) if have < len(text) else None
+
+
+def _instance(data_dir: Path) -> str:
+    """This daemon's id, kept in its data folder: the same after a restart (it adopts what
+    it ran), another for another daemon sharing its name (and queue)."""
+    path = data_dir / "instance"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(uuid.uuid4().hex)
+    return path.read_text().strip()

@@ -54,16 +54,31 @@ class Recorder(Protocol):
         """Take the unclaimed part of a web job with exactly these hosts, keeping its sealed
         ``order``; its id, or None."""
 
-    def kept_orders(self, daemon: str) -> list[tuple[int, int | None, str, str]]:
-        """``daemon``'s queued and running jobs and parts, oldest first:
-        ``(job, part or None, status, sealed order)``."""
+    def queued(
+        self, daemon: str, exclude: list[int], limit: int, job_id: int | None = None
+    ) -> list[tuple[int, int | None, str]]:
+        """The oldest of ``daemon``'s queued jobs and parts but the jobs in ``exclude``
+        (or only job ``job_id``): ``(job, part or None, sealed order)``."""
+
+    def claimed(self, instance: str) -> list[tuple[int, int | None, str]]:
+        """What daemon ``instance`` runs, by the record: ``(job, part or None, order)``."""
+
+    def claim(
+        self, job_id: int, part_id: int | None, daemon: str, instance: str, locks: list
+    ) -> str:
+        """Take a queued job (or part) of ``daemon``'s queue for ``instance`` to run, and
+        mark it running: ``ok``; ``taken`` when it is not queued (any more); ``busy``
+        while a running job of the queue holds one of its exclusive ``locks``."""
+
+    def ask_cancel(self, job_id: int) -> bool:
+        """Tell the daemons running the job to stop it; False if none runs it."""
+
+    def cancels(self, instance: str) -> list[int]:
+        """The jobs ``instance`` runs that someone asked to stop."""
 
     def recorded_output(self, job_id: int) -> dict[str, list]:
         """What the record holds of a job's steps: ``ended``, ``[host, step]`` of each step
         that ended; ``printed``, ``[host, step, stream, characters]`` of live output."""
-
-    def mark_running(self, job_id: int, part_id: int | None = None) -> None:
-        """The job (and its part) started (its order is kept until it ends)."""
 
     def start_step(
         self, job_id: int, step: int, action: str, hosts: list[str], started: float
@@ -96,14 +111,10 @@ class Recorder(Protocol):
         """Close a zone's part, and its job once no part is left running."""
 
     def interrupt_unfinished(
-        self,
-        daemon: str,
-        reason: str,
-        job_ids: Iterable[int] | None = None,
-        keep: Iterable[int] = (),
+        self, daemon: str, instance: str, reason: str, keep: Iterable[int] = ()
     ) -> int:
-        """Mark ``daemon``'s running jobs and parts (or only ``job_ids``) but those in
-        ``keep``, and its queued ones without an order, interrupted; how many."""
+        """Mark what daemon ``instance`` ran interrupted, but the jobs in ``keep``, and what
+        ``daemon``'s queue holds that nobody can run; how many."""
 
     def fail_undelivered_parts(self, older_than: timedelta, reason: str) -> int:
         """Fail the parts of web jobs no daemon took within ``older_than``; how many."""

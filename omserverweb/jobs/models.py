@@ -217,3 +217,52 @@ class ReplayedWrite(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ZoneQueue(models.Model):
+    """The queue of the daemons that share a name (one zone's): its row is locked while
+    one of them claims a job, so that claims go one at a time and an exclusive module
+    never runs twice on a host, whichever daemon runs it."""
+
+    name = models.CharField(_("daemon name"), max_length=100, primary_key=True)
+
+    class Meta:
+        verbose_name = _("zone queue")
+        verbose_name_plural = _("zone queues")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobClaim(models.Model):
+    """A running job (or a zone's part of one) and the daemon instance that runs it.
+
+    Made when a daemon takes the job from its queue, deleted when the job ends:
+    what a claim holds (``locks``) no other daemon of the zone may take, and a
+    cancel asked of any of them reaches the one that runs it (``cancel``).
+    """
+
+    key = models.CharField(_("key"), max_length=40, primary_key=True)  # "job" or "job/part"
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="claims", verbose_name=_("job")
+    )
+    part = models.ForeignKey(
+        JobPart,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="claims",
+        verbose_name=_("job part"),
+    )
+    daemon = models.CharField(_("daemon name"), max_length=100, db_index=True)
+    instance = models.CharField(_("daemon instance"), max_length=64, db_index=True)
+    locks = models.JSONField(_("exclusive locks"), default=list)  # [[module, host], …]
+    cancel = models.BooleanField(_("cancel asked"), default=False)
+    claimed_at = models.DateTimeField(_("claimed"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("job claim")
+        verbose_name_plural = _("job claims")
+
+    def __str__(self) -> str:
+        return f"{self.key} on {self.instance}"

@@ -36,7 +36,16 @@ from omserverweb.audit.chain import JOBS_SCOPE, ensure_heads, link_hash, locked_
 from omserverweb.audit.jobchain import job_content
 from omserverweb.audit.models import ChainHead
 from omserverweb.inventory.models import Server
-from omserverweb.jobs.models import Job, JobHost, JobOutput, JobPart, JobStep, ReplayedWrite
+from omserverweb.jobs.models import (
+    Job,
+    JobClaim,
+    JobHost,
+    JobOutput,
+    JobPart,
+    JobStep,
+    ReplayedWrite,
+    ZoneQueue,
+)
 from omserverweb.jobs.queries import job_changes
 from omserverweb.modules.models import ModuleDefinition
 
@@ -106,15 +115,77 @@ def claim_part(
     return part.pk
 
 
+Entry = tuple[int, int | None, str]  # a queued job or part: (job, part or None, order)
+
+
+def _queued(daemon: str, job_id: int | None = None) -> tuple[QuerySet[Job], QuerySet[JobPart]]:
+    """The jobs and parts waiting in ``daemon``'s queue (with an order to run them by)."""
+    queued = {"daemon": daemon, "status": JobStatus.QUEUED}
+    jobs = Job.objects.filter(**queued).exclude(order="")
+    parts = JobPart.objects.filter(**queued).exclude(order="")
+    if job_id is not None:
+        jobs, parts = jobs.filter(pk=job_id), parts.filter(job_id=job_id)
+    return jobs, parts
+
+
 @_fresh_connection
-def kept_orders(daemon: str) -> list[tuple[int, int | None, str, str]]:
-    """What ``daemon`` had queued or running, to take up again when it starts: oldest first."""
-    kept = {"daemon": daemon, "status__in": ACTIVE_STATUSES}
-    jobs = Job.objects.filter(**kept).exclude(order="").values_list("pk", "status", "order")
-    parts = JobPart.objects.filter(**kept).exclude(order="")
+def queued(daemon: str, exclude: list[int], limit: int, job_id: int | None = None) -> list[Entry]:
+    """The oldest of ``daemon``'s queued jobs and parts but ``exclude``, or job ``job_id``."""
+    jobs, parts = _queued(daemon, job_id)
+    jobs = jobs.exclude(pk__in=exclude).order_by("pk").values_list("pk", "order")[:limit]
+    parts = parts.exclude(job_id__in=exclude).order_by("job_id")
     return sorted(
-        [(job_id, None, status, order) for job_id, status, order in jobs]
-        + list(parts.values_list("job_id", "pk", "status", "order"))
+        [(pk, None, order) for pk, order in jobs]
+        + list(parts.values_list("job_id", "pk", "order")[:limit])
+    )[:limit]
+
+
+@_fresh_connection
+def claimed(instance: str) -> list[Entry]:
+    """What daemon ``instance`` runs, by the record (a restarted one takes it up again)."""
+    claims = JobClaim.objects.filter(instance=instance).select_related("job", "part")
+    return sorted((c.job_id, c.part_id, (c.part or c.job).order) for c in claims)
+
+
+@_fresh_connection
+def claim(job_id: int, part_id: int | None, daemon: str, instance: str, locks: list) -> str:
+    """Take a job (or part) from ``daemon``'s queue for ``instance`` to run: ``ok``;
+    ``taken`` when it waits there no more (another daemon took it, or it was
+    cancelled); ``busy`` while a job of the zone holds one of its ``locks``."""
+    # Outside the transaction (see ensure_heads); once there, an INSERT IGNORE of nothing.
+    ZoneQueue.objects.bulk_create([ZoneQueue(name=daemon)], ignore_conflicts=True)
+    rows = JobPart.objects.filter(pk=part_id) if part_id else Job.objects.filter(pk=job_id)
+    with transaction.atomic():
+        ZoneQueue.objects.select_for_update().get(name=daemon)  # one claim at a time
+        if not rows.select_for_update().filter(status=JobStatus.QUEUED).exists():
+            return "taken"
+        held = JobClaim.objects.filter(daemon=daemon).values_list("locks", flat=True)
+        if {tuple(lock) for lock in locks} & {tuple(lock) for h in held for lock in h}:
+            return "busy"
+        key = f"{job_id}/{part_id}" if part_id else str(job_id)
+        JobClaim.objects.create(
+            key=key, job_id=job_id, part_id=part_id, daemon=daemon, instance=instance, locks=locks
+        )
+        now = timezone.now()
+        rows.update(status=JobStatus.RUNNING, started_at=now)
+        if part_id:
+            Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+                status=JobStatus.RUNNING, started_at=now
+            )
+    return "ok"
+
+
+@_fresh_connection
+def ask_cancel(job_id: int) -> bool:
+    """Tell the daemons running the job to stop it; False if none runs it."""
+    return bool(JobClaim.objects.filter(job_id=job_id).update(cancel=True))
+
+
+@_fresh_connection
+def cancels(instance: str) -> list[int]:
+    """The jobs ``instance`` runs that someone asked to stop."""
+    return list(
+        JobClaim.objects.filter(instance=instance, cancel=True).values_list("job_id", flat=True)
     )
 
 
@@ -130,18 +201,6 @@ def recorded_output(job_id: int) -> dict[str, list]:
         "ended": [list(row) for row in ended.values_list("host", "number")],
         "printed": [[p["host"], p["step"], p["stream"], p["chars"]] for p in printed],
     }
-
-
-@_fresh_connection
-def mark_running(job_id: int, part_id: int | None = None) -> None:
-    now = timezone.now()
-    if part_id is not None:
-        JobPart.objects.filter(pk=part_id, status=JobStatus.QUEUED).update(
-            status=JobStatus.RUNNING, started_at=now
-        )
-    Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now
-    )
 
 
 def _take_seqs(job_id: int, count: int = 1, *, closed_too: bool = False) -> int | None:
@@ -307,6 +366,7 @@ def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = ""
             order="",
         )
         if closed:
+            JobClaim.objects.filter(job_id=job_id, part=None).delete()
             link_job(job_id)
 
 
@@ -363,6 +423,7 @@ def _close_part(
         )
         if not closed:
             return
+        JobClaim.objects.filter(part__in=part).delete()
         if failed_hosts:
             finish_hosts(job_id, [(host, HostStatus.FAILED, error) for host in hosts])
         if not job.parts.filter(status__in=ACTIVE_STATUSES).exists():
@@ -419,25 +480,29 @@ def _settle(job_id: int) -> None:
 
 
 @_fresh_connection
-def interrupt_unfinished(
-    daemon: str, reason: str, job_ids: Iterable[int] | None = None, keep: Iterable[int] = ()
-) -> int:
-    """Mark this daemon's running jobs and parts interrupted (at start-up), but those it
-    adopts (``keep``), and queued ones it could not run again (no order kept)."""
+def interrupt_unfinished(daemon: str, instance: str, reason: str, keep: Iterable[int] = ()) -> int:
+    """Mark what daemon ``instance`` ran interrupted (at its start), but the jobs it adopts
+    (``keep``), and what its queue (``daemon``) holds that no daemon could run: running
+    without a claim, or queued without an order."""
     ensure_heads([JOBS_SCOPE])
-    unfinished = Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, order="")
     kept = list(keep)
+    mine = JobClaim.objects.filter(instance=instance).exclude(job_id__in=kept)
+    lost = Q(daemon=daemon) & (
+        Q(status=JobStatus.RUNNING, claims=None) | Q(status=JobStatus.QUEUED, order="")
+    )
     with transaction.atomic():
-        jobs = Job.objects.select_for_update().filter(unfinished, daemon=daemon)
-        jobs = jobs.exclude(pk__in=kept)
-        parts = JobPart.objects.filter(unfinished, daemon=daemon).exclude(job_id__in=kept)
-        if job_ids is not None:
-            jobs = jobs.filter(pk__in=list(job_ids))
-            parts = parts.filter(job_id__in=list(job_ids))
-        interrupted = list(jobs.values_list("pk", flat=True))
+        jobs = Job.objects.select_for_update().filter(
+            lost | Q(pk__in=mine.filter(part=None).values("job_id")),
+            status__in=ACTIVE_STATUSES,
+        )
+        parts = JobPart.objects.filter(
+            lost | Q(pk__in=mine.values("part_id")), status__in=ACTIVE_STATUSES
+        ).exclude(job_id__in=kept)
+        interrupted = list(jobs.exclude(pk__in=kept).values_list("pk", flat=True))
         Job.objects.filter(pk__in=interrupted).update(
             status=JobStatus.INTERRUPTED, error=reason, finished_at=timezone.now(), order=""
         )
+        JobClaim.objects.filter(job_id__in=interrupted, part=None).delete()
         for job_id in interrupted:  # an ended job is a record like any other: chain it
             link_job(job_id)
         part_ids = list(parts.values_list("pk", flat=True))
@@ -509,7 +574,6 @@ def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:
 _REPLAYABLE: dict[str, Callable[..., None]] = {
     f.__name__: f
     for f in (
-        mark_running,
         start_step,
         save_output,
         save_step,

@@ -71,6 +71,7 @@ class MemoryRecorder:
         self.jobs: dict[int, RecordedJob] = {}
         self.modules: set[int] = set()
         self.replayed: set[str] = set()
+        self.claims: dict[int, dict[str, Any]] = {}  # job -> instance, locks, cancel
         self._lock = threading.Lock()
 
     def inventory_targets(self, hostnames: list[str]) -> dict[str, dict[str, Any]]:
@@ -107,18 +108,50 @@ class MemoryRecorder:
     ) -> None:
         return None  # web jobs across zones are the real recorder's business
 
-    def kept_orders(self, daemon: str) -> list[tuple[int, int | None, str, str]]:
+    def queued(
+        self, daemon: str, exclude: list[int], limit: int, job_id: int | None = None
+    ) -> list[tuple[int, int | None, str]]:
         with self._lock:
-            kept = [(n, job) for n, job in self.jobs.items() if job.status in ACTIVE_STATUSES]
-            return [(n, None, job.status, job.fields["order"]) for n, job in kept]
+            waiting = [
+                (n, None, job.fields["order"])
+                for n, job in sorted(self.jobs.items())
+                if job.status == JobStatus.QUEUED and n not in exclude and job_id in (None, n)
+            ]
+            return waiting[:limit]
+
+    def claimed(self, instance: str) -> list[tuple[int, int | None, str]]:
+        with self._lock:
+            return [
+                (n, None, self.jobs[n].fields["order"])
+                for n, claim in sorted(self.claims.items())
+                if claim["instance"] == instance
+            ]
+
+    def claim(
+        self, job_id: int, part_id: int | None, daemon: str, instance: str, locks: list
+    ) -> str:
+        with self._lock:
+            if self.jobs[job_id].status != JobStatus.QUEUED:
+                return "taken"
+            held = {tuple(lock) for claim in self.claims.values() for lock in claim["locks"]}
+            if held & {tuple(lock) for lock in locks}:
+                return "busy"
+            self.claims[job_id] = {"instance": instance, "locks": locks, "cancel": False}
+            self.jobs[job_id].status = JobStatus.RUNNING
+            return "ok"
+
+    def ask_cancel(self, job_id: int) -> bool:
+        with self._lock:
+            if job_id in self.claims:
+                self.claims[job_id]["cancel"] = True
+            return job_id in self.claims
+
+    def cancels(self, instance: str) -> list[int]:
+        with self._lock:
+            return [n for n, c in self.claims.items() if c["instance"] == instance and c["cancel"]]
 
     def recorded_output(self, job_id: int) -> dict[str, list]:
         return {"ended": [], "printed": []}  # the scripted executor journals nothing
-
-    def mark_running(self, job_id: int, part_id: int | None = None) -> None:
-        with self._lock:
-            if self.jobs[job_id].status == JobStatus.QUEUED:
-                self.jobs[job_id].status = JobStatus.RUNNING
 
     def _active(self, job_id: int) -> RecordedJob | None:
         job = self.jobs[job_id]
@@ -160,19 +193,20 @@ class MemoryRecorder:
             job = self.jobs[job_id]
             if job.status in ACTIVE_STATUSES:
                 job.status, job.error, job.rollout_stop = status, error, rollout_stop
+                self.claims.pop(job_id, None)
 
     def finish_part(self, part_id: int, status: str, error: str = "", stop: str = "") -> None:
         raise AssertionError("no parts in the engine's unit tests")
 
     def interrupt_unfinished(
-        self, daemon: str, reason: str, job_ids: Iterable[int] | None = None, keep=()
+        self, daemon: str, instance: str, reason: str, keep: Iterable[int] = ()
     ) -> int:
         with self._lock:
-            chosen = set(self.jobs if job_ids is None else job_ids) - set(keep)
-            hit = [n for n in chosen if self.jobs[n].status == JobStatus.RUNNING]
-            for job_id in hit:
+            mine = {n for n, c in self.claims.items() if c["instance"] == instance} - set(keep)
+            for job_id in mine:
                 self.jobs[job_id].status, self.jobs[job_id].error = JobStatus.INTERRUPTED, reason
-            return len(hit)
+                del self.claims[job_id]
+            return len(mine)
 
     def fail_undelivered_parts(self, older_than: timedelta, reason: str) -> int:
         return 0

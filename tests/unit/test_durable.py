@@ -57,7 +57,7 @@ def new_job(recorder: FlakyRecorder) -> int:
 def test_writes_in_an_outage_are_kept_and_replayed_in_order(tmp_path, flaky) -> None:
     durable = DurableRecorder(flaky, tmp_path)
     job = new_job(flaky)
-    durable.mark_running(job)
+    durable.claim(job, None, "unit", "me", [])
     flaky.down = True
     durable.start_step(job, 1, "run", ["h1", "h2"], 0.0)
     durable.save_output(job, [("h1", 1, "stdout", "one\n")])
@@ -82,7 +82,7 @@ def test_while_the_record_is_down_health_counts_the_kept_writes_and_reads_say_wh
     durable = DurableRecorder(flaky, tmp_path)
     job = new_job(flaky)
     flaky.down = True
-    durable.mark_running(job)
+    durable.start_step(job, 1, "run", ["h1"], 0.0)
     durable.save_output(job, [("h1", 1, "stdout", "x\n")])
     health = durable.health()
     assert (health["database"], health["spooled"]) == ("unreachable", 2)
@@ -92,7 +92,7 @@ def test_while_the_record_is_down_health_counts_the_kept_writes_and_reads_say_wh
     assert refused.value.code == "unavailable"
     assert "cannot be reached" in refused.value.message
     lines = (tmp_path / SPOOL_FILE).read_text().splitlines()
-    assert [json.loads(line)["name"] for line in lines] == ["mark_running", "save_output"]
+    assert [json.loads(line)["name"] for line in lines] == ["start_step", "save_output"]
     flaky.down = False
     assert durable.drain(LONG)
     assert flaky.jobs[job].output == [("h1", 1, "stdout", "x\n")]
