@@ -340,9 +340,17 @@ CREATE INDEX `output_job_step_idx` ON `jobs_joboutput` (`job_id`, `host`, `step`
 ALTER TABLE `jobs_jobstep` ADD CONSTRAINT `jobs_jobstep_job_id_dccb215d_fk_jobs_job_id` FOREIGN KEY (`job_id`) REFERENCES `jobs_job` (`id`);
 CREATE INDEX `step_job_seq_idx` ON `jobs_jobstep` (`job_id`, `seq`);
 --
+-- Create model JobClaim
+--
+CREATE TABLE `jobs_jobclaim` (`key` varchar(40) NOT NULL PRIMARY KEY, `daemon` varchar(100) NOT NULL, `instance` varchar(64) NOT NULL, `locks` json NOT NULL, `cancel` bool NOT NULL, `claimed_at` datetime(6) NOT NULL);
+--
 -- Create model ReplayedWrite
 --
 CREATE TABLE `jobs_replayedwrite` (`key` varchar(64) NOT NULL PRIMARY KEY, `at` datetime(6) NOT NULL);
+--
+-- Create model ZoneQueue
+--
+CREATE TABLE `jobs_zonequeue` (`name` varchar(100) NOT NULL PRIMARY KEY);
 --
 -- Add field order to job
 --
@@ -367,6 +375,16 @@ ALTER TABLE `jobs_jobpart` ADD COLUMN `order` longtext NOT NULL;
 -- Create constraint uniq_job_request on model job
 --
 ALTER TABLE `jobs_job` ADD CONSTRAINT `uniq_job_request` UNIQUE (`client`, `request`);
+--
+-- Add field job to jobclaim
+--
+ALTER TABLE `jobs_jobclaim` ADD COLUMN `job_id` bigint NOT NULL , ADD CONSTRAINT `jobs_jobclaim_job_id_8d36b234_fk_jobs_job_id` FOREIGN KEY (`job_id`) REFERENCES `jobs_job`(`id`);
+--
+-- Add field part to jobclaim
+--
+ALTER TABLE `jobs_jobclaim` ADD COLUMN `part_id` bigint NULL , ADD CONSTRAINT `jobs_jobclaim_part_id_00e8db4e_fk_jobs_jobpart_id` FOREIGN KEY (`part_id`) REFERENCES `jobs_jobpart`(`id`);
+CREATE INDEX `jobs_jobclaim_daemon_ab5b1476` ON `jobs_jobclaim` (`daemon`);
+CREATE INDEX `jobs_jobclaim_instance_37dcd696` ON `jobs_jobclaim` (`instance`);
 CREATE INDEX `jobs_replayedwrite_at_ab1cd63b` ON `jobs_replayedwrite` (`at`);
 --
 -- Create model Session
