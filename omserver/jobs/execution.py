@@ -20,6 +20,10 @@ What it yields (see :mod:`omserver.jobs.events`), in the order it happened:
   process is killed, each step still running is ``StepCut`` (its printed
   output stays), and every host not yet done ends ``timeout``,
   ``cancelled`` or ``failed`` with the error.
+
+The process also journals what it does (:mod:`omserver.jobs.journal`): a daemon
+that stops mid-job detaches from it, and the next one follows it on with
+:func:`resume`, which yields the same events.
 """
 
 from __future__ import annotations
@@ -57,6 +61,12 @@ SPARE_MAX_AGE = 600.0  # seconds; an older spare is replaced rather than trusted
 KILL_GRACE = 2.0  # seconds between SIGTERM (lets Ansible stop its workers) and SIGKILL
 POLL = 0.1  # how often a waiting job looks at its cancel flag
 CACHE_POLL = 1.0  # seconds between reads of Salt's job cache for an adopted job's steps
+DETACHED = ("detached", "")  # the daemon stops following; the process goes on
+GONE = (
+    HostStatus.UNKNOWN,
+    "the daemon and the job's process both stopped while this ran; what happened after "
+    "the last result recorded is unknown",
+)
 
 
 @dataclass(eq=False)
@@ -257,14 +267,6 @@ def resume(
             yield result
             yield from hosts.follow(result)
     yield from hosts.close(ending)
-
-
-DETACHED = ("detached", "")  # the daemon stops following; the process goes on
-GONE = (
-    HostStatus.UNKNOWN,
-    "the daemon and the job's process both stopped while this ran; what happened after "
-    "the last result recorded is unknown",
-)
 
 
 def _journaled(
