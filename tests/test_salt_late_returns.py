@@ -188,3 +188,45 @@ def test_a_stopped_minion_is_still_unreachable(backend: Backend, salt_lab: SaltL
         assert (results[host].status, results[host].stdout) == ("ok", "alive")
     # known well before the step's 30 s: check_after 1 s, then twice gather_job_timeout 2 s
     assert mixed < 15 and single < 15
+
+
+def test_minions_that_keep_printing_are_not_asked_whether_they_still_run(
+    salt_lab: SaltLab,
+) -> None:
+    """10 steps at once print a line every half second for 8 s: their output shows
+    the minions at work, so no job asks them ``find_job`` again and again (each
+    question forks a process on a minion already running 10 steps: asked every
+    ``gather_job_timeout`` by every job, they fell behind and were called gone)."""
+    hosts = salt_lab.minion_ids
+    outcome: dict[int, tuple[dict[str, HostResult], list[tuple[str, list[str]]]]] = {}
+    errors: list[BaseException] = []
+
+    def job(n: int) -> None:
+        try:
+            with backend_in_thread(salt_lab.settings()) as backend:
+                script = f"for i in $(seq 16); do echo {n}.$i; sleep 0.5; done"
+                outcome[n] = run(backend, Command(("sh", "-c", script)), hosts, timeout=120)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors, errors
+    for n, (results, _) in outcome.items():
+        for host, result in results.items():
+            expected = "\n".join(f"{n}.{i}" for i in range(1, 17))
+            assert (host, result.status, result.stdout) == (host, "ok", expected)
+
+    ours = {jid for _, published in outcome.values() for jid, _ in published}
+    client = salt_lab.client()
+    listed = client.returners[f"{client.opts['master_job_cache']}.get_jids"]()
+    questions = [
+        jid
+        for jid, info in listed.items()
+        if info.get("Function") == "saltutil.find_job" and set(info.get("Arguments") or []) & ours
+    ]
+    # Before the minions' first line a job may ask once; asked every 2 s, it was ~40.
+    assert len(questions) <= len(ours), len(questions)

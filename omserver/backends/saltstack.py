@@ -203,8 +203,10 @@ class _Watch:
     ``gather_job_timeout``, asking again every ``gather_job_timeout``. Under
     load the answers and the return come seconds later (the master's job cache
     then holds the return), and every question adds to a busy minion's queue.
-    So here a minion is asked again only once it answered; any return or output
-    of it, for any job, counts as an answer, whenever it comes; and its silence
+    So here a minion is asked only when nothing was heard of it for
+    ``gather_job_timeout``: any return or output of it, for any job (another
+    job's find_job among them), counts as an answer, whenever it comes, so
+    concurrent jobs do not each ask a busy minion the same question; and its silence
     counts only while the master is seen keeping up: from the first return of
     another minion after the question (each question also goes to a minion that
     returned already, when there is one), or from the question itself when no
@@ -238,6 +240,7 @@ class _Watch:
         self._opened = time.monotonic()
         self._other_job = -math.inf  # when someone else's job was last published
         self._up: set[str] = set()  # pending minions heard from since the publish
+        self._heard: dict[str, float] = {}  # when each pending minion was last heard from
         self._witness = ""  # a minion that returned already: it shows the master answering
         self.unsynced: list[str] = []
 
@@ -293,13 +296,14 @@ class _Watch:
         # A return or output of any job (the answer to our find_job among them): it is up.
         self._forget_question(host)
         self._up.add(host)
+        self._heard[host] = time.monotonic()
         if self._tag and tag.startswith(self._tag):  # the minion fired it: data under "data"
             self._live.add(host, data.get("data"))
 
     def _check(self, now: float, gather: float) -> None:
         """Call ``unreachable`` the minions silent for PATIENCE * ``gather`` s (unless
-        the job cache holds their return or answer); ask the rest, except those with
-        a question out, whether they still run the job."""
+        the job cache holds their return or answer); ask the rest not heard from for
+        ``gather`` s, except those with a question out, whether they still run the job."""
         overdue = sorted(h for h in self._asked if now - self._since(h) >= PATIENCE * gather)
         if overdue:
             for host, data in self._cached(self._jid, overdue).items():
@@ -315,7 +319,10 @@ class _Watch:
                     self._pending.discard(host)
                     result = HostResult(host, "unreachable", duration=elapsed, stderr=GONE)
                     self._job.emit(self._live.settle(result, None))
-        ask = sorted(self._pending.difference(self._asked))
+        quiet = now - gather
+        ask = sorted(
+            h for h in self._pending.difference(self._asked) if self._heard.get(h, quiet) <= quiet
+        )
         if not ask:
             return
         try:
