@@ -104,6 +104,12 @@ SETTINGS: dict[str, Setting] = {
     "daemon.shutdown_grace": Setting(_float, 30.0, "SIGTERM grace for running jobs, s"),
     "daemon.log_level": Setting(_choice("debug", "info", "warning", "error"), "info", "log"),
     "audit.retention_days": Setting(_int, 365, "days of shell history kept (audit_prune)"),
+    "audit.chain_key_file": Setting(
+        _str, "", "keys of the audit and job hash chains; empty = data_dir/chain-keys.json"
+    ),
+    "audit.checkpoint_file": Setting(
+        _str, "", "heads saved by audit_verify --checkpoint; empty = data_dir/chain-checkpoint.json"
+    ),
     "modules.output_limit": Setting(_int, 1024 * 1024, "bytes of output kept per step and host"),
     "modules.live_output": Setting(_bool, True, "show steps' output while they run"),
     "salt.master_config": Setting(_str, "/etc/salt/master", "salt-master config file"),

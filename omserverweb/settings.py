@@ -146,6 +146,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 AUDIT_RETENTION_DAYS = CONFIG["audit.retention_days"]
+# Outside the database: the hash chains' keys, and the chain heads audit_verify last saw.
+AUDIT_CHAIN_KEY_FILE = CONFIG["audit.chain_key_file"] or str(DATA_DIR / "chain-keys.json")
+AUDIT_CHECKPOINT_FILE = CONFIG["audit.checkpoint_file"] or str(DATA_DIR / "chain-checkpoint.json")
 
 # The web console is one client of the daemon, with its own key.
 DAEMON_ADDRESS = CONFIG["daemon.address"]

@@ -23,6 +23,9 @@ PYTHON = sys.executable
 
 # The database the settings name, read before pytest-django renames it to its test database.
 CONFIGURED_DATABASE_NAME = settings.DATABASES["default"]["NAME"]
+# The processes the tests start (daemons, uWSGI, manage.py) sign and check the hash
+# chains with this process's chain keys, whatever data folder they are given.
+os.environ.setdefault("OMSERVER_AUDIT_CHAIN_KEY_FILE", settings.AUDIT_CHAIN_KEY_FILE)
 
 
 @pytest.fixture(scope="session")

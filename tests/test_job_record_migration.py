@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from omserverweb.audit.chain import GENESIS, JOBS_SCOPE, ensure_heads, link_hash
+from omserverweb.audit.chain import GENESIS, JOBS_SCOPE, ensure_heads, unkeyed_hash
 from omserverweb.audit.jobchain import JOB_FIELDS, verify_jobs
 from omserverweb.audit.models import ChainHead
 from omserverweb.jobs import recorder
@@ -59,7 +59,7 @@ def test_results_recorded_before_steps_become_step_one_and_the_chain_verifies() 
         ],
         1,
     ]
-    digest = link_hash(GENESIS, content)
+    digest = unkeyed_hash(GENESIS, content)
     old_jobs.objects.filter(pk=job.pk).update(chain_pos=1, prev_hash=GENESIS, chain_hash=digest)
     ChainHead.objects.filter(scope=JOBS_SCOPE).update(length=1, last_hash=digest)
 

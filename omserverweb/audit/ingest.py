@@ -16,13 +16,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from omserverweb.audit.chain import (
-    ensure_heads,
-    event_content,
-    host_scope,
-    link_hash,
-    locked_heads,
-)
+from omserverweb.audit import rejections
+from omserverweb.audit.chain import ensure_heads, event_content, host_scope, locked_heads, sign
+from omserverweb.audit.chainkeys import keyring
 from omserverweb.audit.models import ChainHead, CommandEvent
 from omserverweb.audit.tokens import TokenCoverage
 
@@ -37,7 +33,16 @@ MAX_SEQ = 2**63 - 1
 
 
 class BatchError(ValueError):
-    """The batch is refused; the message says why (and which event)."""
+    """The batch is refused; the message says why (and which event).
+
+    ``event`` is the refused event's (host, seq) when it states them well-formed,
+    ``reason`` the message without the event's place in the batch.
+    """
+
+    def __init__(self, message: str, event: tuple[str, int] | None = None, reason: str = ""):
+        super().__init__(message)
+        self.event = event
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,17 @@ def parse(body: bytes, coverage: TokenCoverage) -> list[dict[str, Any]]:
     return [_event(i, raw, coverage, latest) for i, raw in enumerate(events)]
 
 
+def _named(raw: Any) -> tuple[str, int] | None:
+    """The (host, seq) an event states, if both are well-formed."""
+    host, seq = (raw.get("host"), raw.get("seq")) if isinstance(raw, dict) else (None, None)
+    if isinstance(host, str) and 0 < len(host) <= FIELDS["host"] and type(seq) is int:
+        return (host, seq) if 0 < seq <= MAX_SEQ else None
+    return None
+
+
 def _event(index: int, raw: Any, coverage: TokenCoverage, latest: datetime) -> dict[str, Any]:
     def fault(message: str) -> BatchError:
-        return BatchError(f"events[{index}]: {message}")
+        return BatchError(f"events[{index}]: {message}", _named(raw), message)
 
     if not isinstance(raw, dict):
         raise fault("not an object")
@@ -122,11 +135,14 @@ def store(events: list[dict[str, Any]]) -> Stored:
         by_host[event["host"]].setdefault(event["seq"], event)  # first copy of a repeated seq
     ensure_heads(host_scope(h) for h in by_host)
     with transaction.atomic():
-        return _store(by_host, len(events))
+        stored = _store(by_host, len(events))
+    rejections.resolve({host: list(batch) for host, batch in by_host.items()})
+    return stored
 
 
 def _store(by_host: dict[str, dict[int, dict[str, Any]]], received: int) -> Stored:
     heads = locked_heads(host_scope(h) for h in by_host)
+    ring = keyring()
     rows: list[CommandEvent] = []
     for host, batch in by_host.items():
         known = set(
@@ -134,14 +150,15 @@ def _store(by_host: dict[str, dict[int, dict[str, Any]]], received: int) -> Stor
                 "seq", flat=True
             )
         )
+
         head = heads[host_scope(host)]
         pos, last = head.length, head.last_hash
         for seq in sorted(batch.keys() - known):
             event = batch[seq]
             pos += 1
             event["chain_pos"] = pos
-            digest = link_hash(last, event_content(event))
-            rows.append(CommandEvent(**event, prev_hash=last, chain_hash=digest))
+            key, digest = sign(ring, last, event_content(event))
+            rows.append(CommandEvent(**event, prev_hash=last, chain_hash=digest, chain_key=key))
             last = digest
         if pos != head.length:
             ChainHead.objects.filter(pk=head.pk).update(length=pos, last_hash=last)

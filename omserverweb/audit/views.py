@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from omserverweb.audit import forms, ingest, services, tokens
+from omserverweb.audit import forms, ingest, rejections, services, tokens
 from omserverweb.audit.models import AlertRule, CommandEvent, IngestToken
 from omserverweb.inventory.models import AppCategory, Server
 
@@ -41,6 +41,7 @@ def ingest_events(request: HttpRequest) -> HttpResponse:
     try:
         events = ingest.parse(request.read(ingest.MAX_BODY + 1), coverage)
     except ingest.BatchError as exc:
+        rejections.record(coverage, exc)
         return JsonResponse({"error": str(exc)}, status=400)
     stored = ingest.store(events)
     return JsonResponse(
@@ -93,6 +94,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "selected": selected,
             "query": query.urlencode(),
             "tail_from": services.settled_id(),
+            "rejected": rejections.by_host(),
         },
     )
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from omserver.daemon.serve import serve
+from omserverweb.audit.chainkeys import keyring
 from omserverweb.jobs import recorder
 
 
@@ -18,4 +19,5 @@ class Command(BaseCommand):
     requires_system_checks = []  # the daemon checks its own settings, naming each
 
     def handle(self, *args, **options) -> None:
+        keyring()  # the job chain's keys: made on first start, a broken file stops it here
         serve(settings.CONFIG, recorder)
