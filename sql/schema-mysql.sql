@@ -184,6 +184,40 @@ ALTER TABLE `audit_commandevent` ADD CONSTRAINT `uniq_event_host_pos` UNIQUE (`h
 ALTER TABLE `audit_ingesttoken` ADD CONSTRAINT `audit_ingesttoken_app_category_id_d8c728c9_fk_inventory` FOREIGN KEY (`app_category_id`) REFERENCES `inventory_appcategory` (`id`);
 ALTER TABLE `audit_ingesttoken` ADD CONSTRAINT `audit_ingesttoken_server_id_503bb8f3_fk_inventory_server_id` FOREIGN KEY (`server_id`) REFERENCES `inventory_server` (`id`);
 --
+-- Add field legacy_hash to chainhead
+--
+ALTER TABLE `audit_chainhead` ADD COLUMN `legacy_hash` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `audit_chainhead` ALTER COLUMN `legacy_hash` DROP DEFAULT;
+--
+-- Add field legacy_length to chainhead
+--
+ALTER TABLE `audit_chainhead` ADD COLUMN `legacy_length` bigint UNSIGNED DEFAULT 0 NOT NULL CHECK (`legacy_length` >= 0);
+ALTER TABLE `audit_chainhead` ALTER COLUMN `legacy_length` DROP DEFAULT;
+--
+-- Add field seal to chainhead
+--
+ALTER TABLE `audit_chainhead` ADD COLUMN `seal` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `audit_chainhead` ALTER COLUMN `seal` DROP DEFAULT;
+--
+-- Add field seal_key to chainhead
+--
+ALTER TABLE `audit_chainhead` ADD COLUMN `seal_key` varchar(16) DEFAULT '' NOT NULL;
+ALTER TABLE `audit_chainhead` ALTER COLUMN `seal_key` DROP DEFAULT;
+--
+-- Add field chain_key to commandevent
+--
+ALTER TABLE `audit_commandevent` ADD COLUMN `chain_key` varchar(16) DEFAULT '' NOT NULL;
+ALTER TABLE `audit_commandevent` ALTER COLUMN `chain_key` DROP DEFAULT;
+--
+-- Create model RejectedEvent
+--
+CREATE TABLE `audit_rejectedevent` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `host` varchar(253) NOT NULL, `seq` bigint UNSIGNED NOT NULL CHECK (`seq` >= 0), `reason` varchar(500) NOT NULL, `first_at` datetime(6) NOT NULL, `last_at` datetime(6) NOT NULL, `attempts` integer UNSIGNED NOT NULL CHECK (`attempts` >= 0), `token_id` bigint NOT NULL, CONSTRAINT `uniq_rejected_host_seq` UNIQUE (`host`, `seq`));
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
+ALTER TABLE `audit_rejectedevent` ADD CONSTRAINT `audit_rejectedevent_token_id_04b37ba7_fk_audit_ingesttoken_id` FOREIGN KEY (`token_id`) REFERENCES `audit_ingesttoken` (`id`);
+--
 -- Create model Token
 --
 CREATE TABLE `authtoken_token` (`key` varchar(40) NOT NULL PRIMARY KEY, `created` datetime(6) NOT NULL, `user_id` integer NOT NULL UNIQUE);
@@ -386,6 +420,15 @@ ALTER TABLE `jobs_jobclaim` ADD COLUMN `part_id` bigint NULL , ADD CONSTRAINT `j
 CREATE INDEX `jobs_jobclaim_daemon_ab5b1476` ON `jobs_jobclaim` (`daemon`);
 CREATE INDEX `jobs_jobclaim_instance_37dcd696` ON `jobs_jobclaim` (`instance`);
 CREATE INDEX `jobs_replayedwrite_at_ab1cd63b` ON `jobs_replayedwrite` (`at`);
+--
+-- Add field chain_key to job
+--
+ALTER TABLE `jobs_job` ADD COLUMN `chain_key` varchar(16) DEFAULT '' NOT NULL;
+ALTER TABLE `jobs_job` ALTER COLUMN `chain_key` DROP DEFAULT;
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
 --
 -- Create model Session
 --
