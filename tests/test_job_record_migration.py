@@ -66,6 +66,8 @@ def test_results_recorded_before_steps_become_step_one_and_the_chain_verifies() 
     migrate()
 
     assert verify_jobs() is None
+    head = ChainHead.objects.get(scope=JOBS_SCOPE)  # the link stays unkeyed, and sealed so
+    assert (head.legacy_length, head.legacy_hash, len(head.seal)) == (1, digest, 64)
     assert Job.objects.get(pk=job.pk).record_format == 1
     [step] = JobStep.objects.filter(job_id=job.pk)
     assert (step.host, step.number, step.status, step.rc, step.stdout, step.duration) == (

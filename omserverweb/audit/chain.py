@@ -66,7 +66,7 @@ def unkeyed_hash(prev_hash: str, content: Iterable[Any]) -> str:
 
 def sign(ring: Keyring, prev_hash: str, content: Iterable[Any]) -> tuple[str, str]:
     """The id of the current key and the HMAC of a new link under it."""
-    return ring.current, ring.mac(ring.current, _body([prev_hash, *content]))
+    return ring.sign(_body([prev_hash, *content]))
 
 
 SEALED = ("scope", "anchor_pos", "anchor_hash", "legacy_length", "legacy_hash")
@@ -74,9 +74,8 @@ SEALED = ("scope", "anchor_pos", "anchor_hash", "legacy_length", "legacy_hash")
 
 def head_seal(head: ChainHead, ring: Keyring | None = None) -> dict[str, str]:
     """The ``seal`` and ``seal_key`` that vouch for a head's anchor and legacy part."""
-    ring = ring or keyring()
-    body = _body(["chain head", *(getattr(head, f) for f in SEALED)])
-    return {"seal": ring.mac(ring.current, body), "seal_key": ring.current}  # in this order
+    key, seal = (ring or keyring()).sign(_body(["chain head", *(getattr(head, f) for f in SEALED)]))
+    return {"seal": seal, "seal_key": key}
 
 
 def event_content(event: dict[str, Any]) -> list[Any]:
@@ -202,5 +201,6 @@ def seal_unkeyed(heads: QuerySet) -> None:
     ring = keyring()
     for head in heads.filter(length__gt=0):
         head.legacy_length, head.legacy_hash = head.length, head.last_hash
-        head.seal, head.seal_key = head_seal(head, ring).values()
+        seal = head_seal(head, ring)
+        head.seal, head.seal_key = seal["seal"], seal["seal_key"]
         head.save(update_fields=["legacy_length", "legacy_hash", "seal", "seal_key"])

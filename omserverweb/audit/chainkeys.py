@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from django.conf import settings
 
@@ -46,6 +47,10 @@ class Keyring:
         """HMAC-SHA256 of ``body`` under key ``key_id``, or None when the file lacks it."""
         key = self.keys.get(key_id)
         return hmac.new(key, body, hashlib.sha256).hexdigest() if key is not None else None
+
+    def sign(self, body: bytes) -> tuple[str, str]:
+        """The current key's id and the HMAC-SHA256 of ``body`` under it."""
+        return self.current, hmac.new(self.keys[self.current], body, hashlib.sha256).hexdigest()
 
 
 def key_id(key: bytes) -> str:
@@ -92,7 +97,7 @@ class KeyFile:
             write_private(self.path, json.dumps(data, indent=1) + "\n")
         return ident
 
-    def _locked(self):
+    def _locked(self) -> TextIO:
         lock = self.path.with_name(self.path.name + ".lock")
         handle = lock.open("a")
         fcntl.flock(handle, fcntl.LOCK_EX)
