@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from omserver import config as omconfig
 from omserverweb.database import database_settings
+from omserverweb.request_limits import import_request_limit
 from omserverweb.secrets import load_or_create_secret_key
 
 try:
@@ -47,6 +48,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A body larger than its view takes is a 413 before anything (CSRF's check) reads it.
+    "omserverweb.request_limits.BodySizeLimitMiddleware",
     # A view that meets the database (or a daemon) down answers a plain 503.
     "omserverweb.outages.DependencyDownMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -146,6 +149,16 @@ SPECTACULAR_SETTINGS = {
 }
 
 AUDIT_RETENTION_DAYS = CONFIG["audit.retention_days"]
+
+# Request bodies (omserverweb/request_limits.py): Django's own limits sit at the
+# largest a view takes, so that the middleware's 413 naming the limit answers first.
+MAX_JSON_DEPTH = CONFIG["web.max_json_depth"]
+MAX_BODY_BYTES = CONFIG["web.max_body_bytes"]
+MAX_IMPORT_BYTES = CONFIG["web.max_import_bytes"]
+AUDIT_MAX_BATCH_BYTES = CONFIG["audit.max_batch_bytes"]
+DATA_UPLOAD_MAX_MEMORY_SIZE = FILE_UPLOAD_MAX_MEMORY_SIZE = max(
+    MAX_BODY_BYTES, import_request_limit(MAX_IMPORT_BYTES), AUDIT_MAX_BATCH_BYTES
+)
 
 # The web console is one client of the daemon, with its own key.
 DAEMON_ADDRESS = CONFIG["daemon.address"]
