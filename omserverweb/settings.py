@@ -6,10 +6,13 @@ the data folder on first start, and production sets ``OMSERVER_WEB_SECRET_KEY``.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.exceptions import ImproperlyConfigured
 
 from omserver import config as omconfig
 from omserverweb.database import database_settings
+from omserverweb.lockout import LOCKOUT_PARAMETERS
 from omserverweb.request_limits import import_request_limit
 from omserverweb.secrets import load_or_create_secret_key
 
@@ -44,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -59,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a login that axes refused into omserverweb.lockout's 429 page; keep it last.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "omserverweb.urls"
@@ -92,6 +98,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (omserverweb/lockout.py): axes' backend first refuses a locked login.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = CONFIG["web.login_failure_limit"]
+AXES_COOLOFF_TIME = timedelta(minutes=CONFIG["web.login_cooloff_minutes"])
+AXES_LOCKOUT_PARAMETERS = LOCKOUT_PARAMETERS[CONFIG["web.login_lockout_by"]]
+AXES_LOCKOUT_CALLABLE = "omserverweb.lockout.locked_out"
+# A lock ends when the page says, however often the login is tried meanwhile.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A success resets nothing: counters are per user and per address, and one good
+# account must not wipe an address's failures against another.
+AXES_RESET_ON_SUCCESS = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Behind nginx, REMOTE_ADDR is the client's (uwsgi_params); no forwarded header is trusted.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:index"
 LOGOUT_REDIRECT_URL = "login"
