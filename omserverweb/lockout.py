@@ -1,8 +1,5 @@
 """Login throttling with django-axes: what failures count against, and the lockout answer.
 
-The settings import this module, so axes (whose models need the apps loaded) is
-imported inside the functions.
-
 Every password login of the web (the console's ``/accounts/login/`` and
 ``/admin/login/``) goes through Django's ``authenticate``, which axes' backend
 guards; the REST API takes tokens or the console's session, never a password.
@@ -14,6 +11,9 @@ every failure (``AccessFailureLog``) and every login (``AccessLog``), shown at
 ``/admin/axes/``; each refusal also leaves a log line. An administrator unlocks
 by deleting the attempts there, or with ``manage.py axes_reset_username NAME``
 or ``manage.py axes_reset_ip ADDRESS``.
+
+The settings import this module, so axes (whose models need the apps loaded) is
+imported inside the functions.
 """
 
 from __future__ import annotations
