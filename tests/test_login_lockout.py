@@ -77,6 +77,7 @@ def test_lockouts_are_recorded_and_logged(users, caplog) -> None:
     failures = AccessFailureLog.objects.filter(username="bob", ip_address=ATTACKER)
     assert failures.count() == 5
     assert failures.filter(locked_out=True).count() == 1
+    assert "wrong-" not in AccessAttempt.objects.get().post_data  # passwords are masked
     lines = [r.getMessage() for r in caplog.records if r.name == "omserverweb.lockout"]
     assert len(lines) == 2  # the locking failure and the refused right password
     assert all(f"user=bob address={ATTACKER}" in line for line in lines)
