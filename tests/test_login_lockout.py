@@ -4,7 +4,11 @@ right password or not, on the console and the admin; an administrator unlocks it
 from __future__ import annotations
 
 import base64
+import http.client
 import logging
+import re
+import ssl
+import urllib.parse
 from datetime import timedelta
 
 import pytest
@@ -171,3 +175,48 @@ def test_the_api_takes_no_password(users) -> None:
     basic = base64.b64encode(b"bob:bob-password-1").decode()
     response = client_at(ATTACKER).get("/api/servers/", HTTP_AUTHORIZATION=f"Basic {basic}")
     assert response.status_code == 401
+
+
+# -- through nginx and uWSGI, as deployed ----------------------------------------------------
+
+
+def https(stack, method: str, path: str, body: str = "", headers: dict | None = None):
+    """One request through nginx (TLS); the response, its body read."""
+    from tests.test_deploy_stack import SERVER_NAME
+
+    context = ssl.create_default_context(cafile=stack.ca_file)
+    conn = http.client.HTTPSConnection("127.0.0.1", stack.ports.https, context=context, timeout=60)
+    try:
+        sent = {"Host": SERVER_NAME, "Origin": f"https://{SERVER_NAME}", **(headers or {})}
+        conn.request(method, path, body=body.encode(), headers=sent)
+        response = conn.getresponse()
+        response.text = response.read().decode()
+        return response
+    finally:
+        conn.close()
+
+
+def test_a_forged_forwarded_address_does_not_escape_the_lock(deployed_web, transactional_db):
+    """Behind nginx the address is the client's own: X-Forwarded-For changes nothing."""
+    User.objects.create_user("dave", password="dave-password-1")
+    page = https(deployed_web, "GET", CONSOLE)
+    cookie = re.search(r"csrftoken=([^;]+)", page.getheader("Set-Cookie")).group(1)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+
+    def attempt(password: str, forged: str):
+        body = urllib.parse.urlencode(
+            {"username": "dave", "password": password, "csrfmiddlewaretoken": token}
+        )
+        headers = {
+            "Cookie": f"csrftoken={cookie}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Forwarded-For": forged,
+        }
+        return https(deployed_web, "POST", CONSOLE, body, headers)
+
+    statuses = [attempt(f"wrong-{n}", f"192.0.2.{n}").status for n in range(5)]
+    assert statuses == [200, 200, 200, 200, 429]
+    locked = attempt("dave-password-1", "192.0.2.99")
+    assert locked.status == 429
+    assert "locked until" in locked.text
+    assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == ["127.0.0.1"]

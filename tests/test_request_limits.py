@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-from collections.abc import Iterator
 
 import pytest
 from django.test import Client
@@ -208,21 +207,6 @@ def test_an_audit_batch_under_its_limit_but_over_the_api_limit_is_taken(host_tok
 # -- through uWSGI and nginx, as deployed --------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, test_database_url) -> Iterator:
-    from tests.lab.procs import free_port
-    from tests.test_deploy_stack import NGINX, running_stack
-
-    if not NGINX.exists():
-        pytest.skip("needs nginx (apt-get install nginx)")
-    environ = {
-        "OMSERVER_DAEMON_ADDRESS": f"127.0.0.1:{free_port()}",
-        "OMSERVER_UWSGI_PROCESSES": "2",
-    }
-    with running_stack(tmp_path_factory.mktemp("stack"), test_database_url, environ) as running:
-        yield running
-
-
 def post_through(stack, path: str, body: str, headers: dict[str, str]) -> tuple[int, dict]:
     """A raw body through nginx (TLS) to uWSGI; the status and the JSON answer."""
     from tests.test_deploy_stack import SERVER_NAME
@@ -238,8 +222,9 @@ def post_through(stack, path: str, body: str, headers: dict[str, str]) -> tuple[
 
 
 def test_uwsgi_answers_deep_and_large_bodies_with_400_and_413(
-    stack, transactional_db, inventory
+    deployed_web, transactional_db, inventory
 ) -> None:
+    stack = deployed_web
     token = tokens.issue("bbs-01", "alice", server=inventory.bbs_server)[1]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     for depth in (1_000, 100_000):
