@@ -247,6 +247,151 @@ ALTER TABLE `authtoken_token` ADD CONSTRAINT `authtoken_token_user_id_35299eff_f
 --
 -- (no-op)
 --
+-- Create model AccessAttempt
+--
+CREATE TABLE `axes_accessattempt` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY KEY, `user_agent` varchar(255) NOT NULL, `ip_address` char(39) NULL, `username` varchar(255) NULL, `trusted` bool NOT NULL, `http_accept` varchar(1025) NOT NULL, `path_info` varchar(255) NOT NULL, `attempt_time` datetime(6) NOT NULL, `get_data` longtext NOT NULL, `post_data` longtext NOT NULL, `failures_since_start` integer UNSIGNED NOT NULL CHECK (`failures_since_start` >= 0));
+--
+-- Create model AccessLog
+--
+CREATE TABLE `axes_accesslog` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY KEY, `user_agent` varchar(255) NOT NULL, `ip_address` char(39) NULL, `username` varchar(255) NULL, `trusted` bool NOT NULL, `http_accept` varchar(1025) NOT NULL, `path_info` varchar(255) NOT NULL, `attempt_time` datetime(6) NOT NULL, `logout_time` datetime(6) NULL);
+--
+-- Alter field ip_address on accessattempt
+--
+CREATE INDEX `axes_accessattempt_ip_address_10922d9c` ON `axes_accessattempt` (`ip_address`);
+--
+-- Alter field trusted on accessattempt
+--
+CREATE INDEX `axes_accessattempt_trusted_0eddf52e` ON `axes_accessattempt` (`trusted`);
+--
+-- Alter field user_agent on accessattempt
+--
+CREATE INDEX `axes_accessattempt_user_agent_ad89678b` ON `axes_accessattempt` (`user_agent`);
+--
+-- Alter field username on accessattempt
+--
+CREATE INDEX `axes_accessattempt_username_3f2d4ca0` ON `axes_accessattempt` (`username`);
+--
+-- Alter field ip_address on accesslog
+--
+CREATE INDEX `axes_accesslog_ip_address_86b417e5` ON `axes_accesslog` (`ip_address`);
+--
+-- Alter field trusted on accesslog
+--
+CREATE INDEX `axes_accesslog_trusted_496c5681` ON `axes_accesslog` (`trusted`);
+--
+-- Alter field user_agent on accesslog
+--
+CREATE INDEX `axes_accesslog_user_agent_0e659004` ON `axes_accesslog` (`user_agent`);
+--
+-- Alter field username on accesslog
+--
+CREATE INDEX `axes_accesslog_username_df93064b` ON `axes_accesslog` (`username`);
+--
+-- Alter field failures_since_start on accessattempt
+--
+-- (no-op)
+--
+-- Alter field get_data on accessattempt
+--
+-- (no-op)
+--
+-- Alter field http_accept on accessattempt
+--
+-- (no-op)
+--
+-- Alter field ip_address on accessattempt
+--
+-- (no-op)
+--
+-- Alter field path_info on accessattempt
+--
+-- (no-op)
+--
+-- Alter field post_data on accessattempt
+--
+-- (no-op)
+--
+-- Alter field http_accept on accesslog
+--
+-- (no-op)
+--
+-- Alter field ip_address on accesslog
+--
+-- (no-op)
+--
+-- Alter field path_info on accesslog
+--
+-- (no-op)
+--
+-- Change Meta options on accessattempt
+--
+-- (no-op)
+--
+-- Change Meta options on accesslog
+--
+-- (no-op)
+--
+-- Alter field attempt_time on accessattempt
+--
+-- (no-op)
+--
+-- Alter field user_agent on accessattempt
+--
+-- (no-op)
+--
+-- Alter field username on accessattempt
+--
+-- (no-op)
+--
+-- Alter field attempt_time on accesslog
+--
+-- (no-op)
+--
+-- Alter field logout_time on accesslog
+--
+-- (no-op)
+--
+-- Alter field user_agent on accesslog
+--
+-- (no-op)
+--
+-- Alter field username on accesslog
+--
+-- (no-op)
+--
+-- Remove field trusted from accessattempt
+--
+ALTER TABLE `axes_accessattempt` DROP COLUMN `trusted`;
+--
+-- Remove field trusted from accesslog
+--
+ALTER TABLE `axes_accesslog` DROP COLUMN `trusted`;
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
+--
+-- Alter unique_together for accessattempt (1 constraint(s))
+--
+ALTER TABLE `axes_accessattempt` ADD CONSTRAINT `axes_accessattempt_username_ip_address_user_agent_8ea22282_uniq` UNIQUE (`username`, `ip_address`, `user_agent`);
+--
+-- Create model AccessFailureLog
+--
+CREATE TABLE `axes_accessfailurelog` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY KEY, `user_agent` varchar(255) NOT NULL, `ip_address` char(39) NULL, `username` varchar(255) NULL, `http_accept` varchar(1025) NOT NULL, `path_info` varchar(255) NOT NULL, `attempt_time` datetime(6) NOT NULL, `locked_out` bool NOT NULL);
+CREATE INDEX `axes_accessfailurelog_user_agent_ea145dda` ON `axes_accessfailurelog` (`user_agent`);
+CREATE INDEX `axes_accessfailurelog_ip_address_2e9f5a7f` ON `axes_accessfailurelog` (`ip_address`);
+CREATE INDEX `axes_accessfailurelog_username_a8b7e8a4` ON `axes_accessfailurelog` (`username`);
+--
+-- Add field session_hash to accesslog
+--
+ALTER TABLE `axes_accesslog` ADD COLUMN `session_hash` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `axes_accesslog` ALTER COLUMN `session_hash` DROP DEFAULT;
+--
+-- Create model AccessAttemptExpiration
+--
+CREATE TABLE `axes_accessattemptexpiration` (`access_attempt_id` integer NOT NULL PRIMARY KEY, `expires_at` datetime(6) NOT NULL);
+ALTER TABLE `axes_accessattemptexpiration` ADD CONSTRAINT `axes_accessattemptex_access_attempt_id_6b73a47a_fk_axes_acce` FOREIGN KEY (`access_attempt_id`) REFERENCES `axes_accessattempt` (`id`);
+--
 -- Create model Zone
 --
 CREATE TABLE `inventory_zone` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `name` varchar(64) NOT NULL UNIQUE, `address` varchar(255) NOT NULL, `client_id` varchar(100) NOT NULL, `sealed_key` longtext NOT NULL, `backend` varchar(20) NOT NULL, `notes` longtext NOT NULL);

@@ -16,13 +16,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from omserverweb import request_limits
 from omserverweb.audit import rejections
 from omserverweb.audit.chain import ensure_heads, event_content, host_scope, locked_heads, sign
 from omserverweb.audit.chainkeys import keyring
 from omserverweb.audit.models import ChainHead, CommandEvent
 from omserverweb.audit.tokens import TokenCoverage
 
-MAX_BODY = 4 * 1024 * 1024
 MAX_EVENTS = 1000
 MAX_COMMAND = 16_384
 FIELDS = {"host": 253, "user": 64, "source": 255, "cwd": 1024}
@@ -56,15 +56,16 @@ class Stored:
 
 
 def parse(body: bytes, coverage: TokenCoverage) -> list[dict[str, Any]]:
-    """Events from a request body, each checked; raises BatchError for the first fault."""
-    if len(body) > MAX_BODY:
-        raise BatchError(f"batch larger than {MAX_BODY} bytes")
+    """Events from a request body, each checked; raises BatchError for the first fault.
+
+    The body's size was checked before (``audit.max_batch_bytes``, a 413).
+    """
     try:
-        data = json.loads(body)
+        data = request_limits.loads(body)
+    except request_limits.BodyError as exc:
+        raise BatchError(str(exc)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BatchError(f"not JSON: {exc}") from None
-    except RecursionError:
-        raise BatchError("not JSON this server reads: nested too deeply") from None
     events = data.get("events") if isinstance(data, dict) else None
     if not isinstance(events, list) or not events:
         raise BatchError('expected {"events": [ … ]} with at least one event')
