@@ -102,6 +102,20 @@ def test_an_unknown_module_and_a_forbidden_or_disabled_one_get_the_same_answer(
     assert not Job.objects.exists()
 
 
+@pytest.mark.parametrize("server", ["9" * 30, "²", "١٢"], ids=["huge", "superscript", "arabic"])
+def test_a_server_id_no_database_could_hold_is_an_unknown_server(bob, server: str) -> None:
+    assert answer(run(bob, 1003, [server]), server) == answer(
+        run(bob, 1003, [UNKNOWN_HOST]), UNKNOWN_HOST
+    )
+
+
+def test_a_module_id_no_database_could_hold_is_an_unknown_module(bob) -> None:
+    huge = 10**30
+    assert answer(run(bob, huge, list(WWW_HOSTS)), huge) == answer(
+        run(bob, 9999, list(WWW_HOSTS)), 9999
+    )
+
+
 def test_a_refusal_is_logged_with_its_reason_for_the_operator(bob, caplog) -> None:
     run(bob, 1003, [FORBIDDEN_HOST, "evil\nline"])
     assert "refused: user=bob module=1003 hosts=bbs-01,evil\\nline" in caplog.text
@@ -262,7 +276,7 @@ def test_a_superuser_sees_everything(alice, retired) -> None:
     hosts = set(Server.objects.values_list("hostname", flat=True))
     assert console_tree(alice) == (hosts, every - {2001})
     assert api_list(alice, "servers", "hostname") == hosts
-    assert api_list(alice, "app-categories") == set(AppCategory.objects.values_list("pk", flat=True))
-    assert api_list(alice, "function-categories") == set(
-        FunctionCategory.objects.values_list("pk", flat=True)
-    )
+    categories = AppCategory.objects.values_list("pk", flat=True)
+    assert api_list(alice, "app-categories") == set(categories)
+    functions = FunctionCategory.objects.values_list("pk", flat=True)
+    assert api_list(alice, "function-categories") == set(functions)

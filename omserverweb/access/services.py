@@ -45,7 +45,8 @@ def runnable_categories(user: User, module: ModuleDefinition) -> set[int] | None
     """Ids of the application categories ``user`` may run ``module`` on; None means all."""
     if user.is_superuser:
         return None
-    grants = Grant.objects.filter(group__user=user).filter(Q(module=module) | Q(module__isnull=True))
+    granted = Q(module=module) | Q(module__isnull=True)
+    grants = Grant.objects.filter(group__user=user).filter(granted)
     categories = list(grants.values_list("app_category_id", flat=True))
     if None in categories:
         return None

@@ -5,7 +5,6 @@ from typing import Any
 from rest_framework import serializers
 
 from omserverweb.access.services import NotPermittedError, usable_module, usable_servers
-
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 from omserverweb.jobs.models import (
     JOB_STATUS_CHOICES,
