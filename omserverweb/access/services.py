@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
 from omserverweb.access.models import Grant
-from omserverweb.inventory.models import AppCategory, Server
+from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 from omserverweb.modules.models import ModuleDefinition
 
 log = logging.getLogger("omserverweb.access")
@@ -81,6 +81,14 @@ def visible_categories(user: User) -> QuerySet[AppCategory]:
     if granted.filter(app_category__isnull=True).exists():
         return categories
     return categories.filter(grants__in=granted).distinct()
+
+
+def visible_functions(user: User) -> QuerySet[FunctionCategory]:
+    """Function categories holding an application category the user sees (superusers:
+    every one, empty ones too)."""
+    if user.is_superuser:
+        return FunctionCategory.objects.all()
+    return FunctionCategory.objects.filter(app_categories__in=visible_categories(user)).distinct()
 
 
 def visible_servers(user: User) -> QuerySet[Server]:

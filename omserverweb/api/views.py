@@ -21,6 +21,7 @@ from omserverweb.access.services import (
     usable_module,
     usable_servers,
     visible_categories,
+    visible_functions,
     visible_servers,
 )
 from omserverweb.api import serializers as s
@@ -61,10 +62,7 @@ class FunctionCategoryViewSet(viewsets.ModelViewSet):
     queryset = FunctionCategory.objects.none()  # for the permission class' model lookup
 
     def get_queryset(self) -> QuerySet[FunctionCategory]:
-        if self.request.user.is_superuser:
-            return FunctionCategory.objects.all()
-        functions = [c.function_id for c in visible_categories(self.request.user)]
-        return FunctionCategory.objects.filter(pk__in=functions)
+        return visible_functions(self.request.user)
 
 
 class AppCategoryViewSet(viewsets.ModelViewSet):
