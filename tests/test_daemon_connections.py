@@ -146,54 +146,49 @@ def test_300_idle_and_50_slow_connections_leave_a_client_its_ping_and_its_job(
 def test_a_connection_without_a_valid_frame_is_closed_at_the_handshake_deadline(
     tmp_path: Path, test_database_url: str
 ) -> None:
-    with daemon_with(tmp_path, test_database_url, handshake_timeout=1) as daemon:
-        silent, refused = connect(daemon), Session(daemon)
+    with daemon_with(tmp_path, test_database_url, handshake_timeout=1) as daemon, ExitStack() as s:
+        silent, refused = s.enter_context(connect(daemon)), s.enter_context(Session(daemon))
         stranger = wire.cipher(os.urandom(32))
         frame, _ = wire.seal_request("web", stranger, "ping", {}, now=time.time())
         assert refused.conn.root.exchange(frame) == wire.refusal()  # a frame, but no key
-        began = time.monotonic()
         assert hung_up(silent) and hung_up(refused.sock)
-        assert time.monotonic() - began >= 0.5  # the deadline, not at once
-        assert daemon.log().count("no valid frame within 1 s (daemon.handshake_timeout)") >= 2
+        assert daemon.log().count("no valid frame within 1 s (daemon.handshake_timeout)") == 2
         with daemon.client() as client:
             assert client.ping()
-        refused.close()
-        silent.close()
 
 
 def test_a_packet_still_arriving_at_the_frame_deadline_is_cut(
     tmp_path: Path, test_database_url: str
 ) -> None:
     """Even on a connection that has a key: only the frame deadline can close it here."""
-    with daemon_with(tmp_path, test_database_url, frame_timeout=1, handshake_timeout=120) as d:
-        session = Session(d)
+    settings = {"frame_timeout": 1, "handshake_timeout": 120}
+    with daemon_with(tmp_path, test_database_url, **settings) as daemon, Session(daemon) as session:
         assert session.ask("ping")["ok"] is True
         session.sock.sendall(struct.pack("!LB", 1000, 0) + bytes(10))  # 990 bytes short
-        began = time.monotonic()
         assert hung_up(session.sock)
-        assert time.monotonic() - began >= 0.5
-        assert "a packet not complete within 1 s (daemon.frame_timeout)" in d.log()
-        session.close()
+        assert "a packet not complete within 1 s (daemon.frame_timeout)" in daemon.log()
 
 
 def test_an_idle_client_connection_is_closed_and_the_next_call_reconnects(
     tmp_path: Path, test_database_url: str
 ) -> None:
-    with daemon_with(tmp_path, test_database_url, idle_timeout=2) as daemon:
-        client = daemon.client("ops")
+    with (
+        daemon_with(tmp_path, test_database_url, idle_timeout=2) as daemon,
+        daemon.client() as client,
+    ):
         # A call that takes longer than the idle deadline is not idle: it is not cut.
         job_id = client.submit(9101, [HOST], {"seconds": 4}, timeout=120)
         assert client.wait(job_id, timeout=120)["status"] == "succeeded"
-        first = client._live_link()
+        first = client._local.link  # the thread's kept connection
         wait_for(lambda: "idle for 2 s (daemon.idle_timeout)" in daemon.log(), PATIENCE, "idle")
         wait_for(first.hung_up, PATIENCE, "the client to see the connection closed")
+        assert daemon.log().count("(daemon.idle_timeout)") == 1  # not the wait's, earlier
         sent_on = []  # the connection each frame goes out on (None: a new one)
         exchange = client._exchange
         client._exchange = lambda frame, link: sent_on.append(link) or exchange(frame, link)
         assert client.ping()["version"]
         assert sent_on == [None]  # never into the closed one: no frame was lost or sent twice
         assert first.conn.closed
-        client.close()
 
 
 def test_one_address_holds_at_most_its_cap_and_others_are_not_affected(

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rpyc.core import SocketStream
+from rpyc.lib import Timeout
 
 from omserver.config import Config
 from omserver.protocol.channel import BoundedChannel
@@ -214,8 +215,10 @@ class Admission:
 
 
 class WatchedChannel(BoundedChannel):
-    """The daemon's channel: tells its guest's phase as packets come, with no system call
-    (one clock read per phase)."""
+    """The daemon's channel: tells its guest's phase as packets come, at no cost in
+    system calls (a clock read per phase), and with one fewer per request than rpyc's:
+    the daemon's sockets block, so it waits for a packet in ``recv`` itself rather than
+    in a ``poll(2)`` first."""
 
     __slots__ = ("guest",)
 
@@ -224,12 +227,25 @@ class WatchedChannel(BoundedChannel):
         self.guest = guest
 
     def poll(self, timeout: Any) -> bool:
-        self.guest.state = (WAITING, time.monotonic())
-        return super().poll(timeout)
+        if Timeout(timeout).finite:  # rpyc's goodbye handshake: keep its bound
+            return super().poll(timeout)
+        return True  # serving: ``recv`` waits as long, and sees the end as well
 
     def recv(self) -> bytes:
-        guest = self.guest
-        guest.state = (READING, time.monotonic())
         data = super().recv()
-        guest.state = (WORKING, 0.0)
+        self.guest.state = (WORKING, 0.0)
         return data
+
+    def _header(self) -> bytes:
+        guest, size = self.guest, self.FRAME_HEADER.size
+        guest.state = (WAITING, time.monotonic())
+        try:
+            begun = self.stream.sock.recv(size)  # blocks until a packet begins
+        except OSError as exc:
+            self.stream.close()
+            raise EOFError(exc) from exc
+        if not begun:
+            self.stream.close()
+            raise EOFError("connection closed by peer")
+        guest.state = (READING, time.monotonic())
+        return begun if len(begun) == size else begun + self.stream.read(size - len(begun))
