@@ -218,13 +218,20 @@ def test_one_address_holds_at_most_its_cap_and_others_are_not_affected(
 def test_connections_beyond_the_global_cap_make_room_only_from_the_unauthenticated(
     tmp_path: Path, test_database_url: str
 ) -> None:
-    settings = {"max_connections": 2, "handshake_timeout": 120}
+    settings = {"max_connections": 2, "handshake_timeout": 120, "log_level": "debug"}
     with daemon_with(tmp_path, test_database_url, **settings) as daemon, ExitStack() as stack:
+
+        def served() -> int:
+            log = daemon.log()
+            return log.count("serving the connection from") - log.count("done with the connection")
+
+        wait_for(lambda: served() == 0, PATIENCE, "the start-up probe's connection to end")
         waiting = stack.enter_context(connect(daemon))
-        held = [stack.enter_context(Session(daemon)) for _ in range(2)]
-        assert hung_up(waiting)  # closed to make room for the second session
-        for session in held:
-            assert session.ask("ping")["ok"] is True  # two with a key fill the cap
+        held = [stack.enter_context(Session(daemon))]
+        assert held[0].ask("ping")["ok"] is True
+        held.append(stack.enter_context(Session(daemon)))  # closes the one without a key
+        assert hung_up(waiting)
+        assert held[1].ask("ping")["ok"] is True  # two with a key fill the cap
         extra = stack.enter_context(connect(daemon))
         assert hung_up(extra)  # no room, and nobody it may close
         assert "no room (daemon.max_connections)" in daemon.log()
