@@ -191,6 +191,8 @@ def test_omserver_ping_without_a_key_is_a_usage_error(daemon, tmp_path, monkeypa
         ("OMSERVER_DAEMON_CLOCK_SKEW", "-1"),
         ("OMSERVER_DAEMON_WORKERS", "0"),
         ("OMSERVER_DAEMON_JOB_TIMEOUT", "0"),
+        ("OMSERVER_DAEMON_HANDSHAKE_TIMEOUT", "0"),
+        ("OMSERVER_DAEMON_MAX_CONNECTIONS_PER_ADDRESS", "0"),
         ("OMSERVER_DAEMON_MODULES_DIR", "/nonexistent/modules"),
     ],
 )
