@@ -260,7 +260,8 @@ def test_a_deeply_nested_request_gets_a_clear_error_answer(
     with daemon_with(tmp_path, test_database_url) as daemon, Session(daemon) as session:
         for depth in (100, 1000, 100_000):  # the last two beyond what json can decode
             deep = b"[" * depth + b"]" * depth
-            body = b'{"module":1003,"targets":["%s"],"params":{"a":%s}}' % (HOST.encode(), deep)
+            target = b'{"hostname":"%s"}' % HOST.encode()
+            body = b'{"module":1003,"targets":[%s],"params":{"a":%s}}' % (target, deep)
             template = b'{"client":"web","ts":TS,"nonce":"NONCE","op":"submit","body":%s}' % body
             answer = session.exchange(*seal_plaintext("web", session.cipher, template))
             assert answer["error"]["code"] == "invalid_request", depth
