@@ -157,7 +157,8 @@ def _loads_request(data: bytes) -> Any:
     """``_loads`` with nesting bounded at ``MAX_DEPTH``: too deep is a request the
     client can fix, so it gets an ``invalid_request`` answer naming the limit."""
     value = _loads(data)
-    if nesting_depth(value) > MAX_DEPTH:
+    # Each level takes two bytes at least ("[]"): a short request cannot be too deep.
+    if len(data) > 2 * MAX_DEPTH and nesting_depth(value) > MAX_DEPTH:
         raise FrameError("invalid_request", too_deep())
     return value
 
