@@ -115,6 +115,19 @@ SETTINGS: dict[str, Setting] = {
     "daemon.clock_skew": Setting(_float, 60.0, "accepted frame timestamp skew, seconds"),
     "daemon.max_frame_bytes": Setting(_int, 4 * 1024 * 1024, "largest accepted frame"),
     "daemon.max_connections": Setting(_int, 256, "client connections served at once"),
+    "daemon.max_connections_per_address": Setting(
+        _int, 64, "connections one client address may hold (below max_connections)"
+    ),
+    "daemon.max_unauthenticated": Setting(
+        _int, 32, "connections yet to send a valid frame; a new one closes the oldest"
+    ),
+    "daemon.handshake_timeout": Setting(
+        _float, 5.0, "seconds a new connection has to send a valid frame"
+    ),
+    "daemon.frame_timeout": Setting(_float, 20.0, "seconds one packet may take to arrive"),
+    "daemon.idle_timeout": Setting(
+        _float, 300.0, "seconds before an idle client connection is closed (clients reconnect)"
+    ),
     "daemon.shutdown_grace": Setting(_float, 30.0, "SIGTERM grace for running jobs, s"),
     "daemon.log_level": Setting(_choice("debug", "info", "warning", "error"), "info", "log"),
     "audit.retention_days": Setting(_int, 365, "days of shell history kept (audit_prune)"),
