@@ -21,6 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from omserverweb.modules.models import ModuleDefinition
 
@@ -98,14 +99,21 @@ def enable_module(
         module = ModuleDefinition.objects.select_for_update().get(pk=module_id)
         if module.file_schema is None or not module.file_hash:
             raise ModuleReviewError(
-                f"no daemon has reported a loadable Mid_{module_id}.py yet: nothing to review"
+                _("No daemon has reported a loadable Mid_%(id)s.py yet: nothing to review.")
+                % {"id": module_id}
             )
         if module.load_error:
-            raise ModuleReviewError(f"Mid_{module_id}.py does not load: {module.load_error}")
+            raise ModuleReviewError(
+                _("Mid_%(id)s.py does not load: %(error)s")
+                % {"id": module_id, "error": module.load_error}
+            )
         if file_hash != module.file_hash:
             raise ModuleReviewError(
-                f"Mid_{module_id}.py changed since it was shown (SHA-256 now "
-                f"{module.file_hash[:12]}…): review it again"
+                _(
+                    "Mid_%(id)s.py changed since it was shown (SHA-256 now %(hash)s…): "
+                    "review it again."
+                )
+                % {"id": module_id, "hash": module.file_hash[:12]}
             )
         module.enabled, module.schema_changed = True, False
         module.params_schema = module.file_schema
