@@ -238,3 +238,21 @@ def test_a_changed_schema_is_flagged_and_refused_until_enabled_again(web, olga) 
     with web.client("ops") as client:
         state = client.run(8004, targets(), {"word": "loud"}, timeout=120)
     assert stdout_of(state, WWW_HOSTS[0]).strip() == "LOUD"
+
+
+def test_the_admin_enables_a_reported_file_only_for_the_permission(alice, bob) -> None:
+    from omserverweb.modules.services import report_modules
+
+    sha256 = "ab" * 32
+    report = {"id": 8005, "sha256": sha256, "error": "", "name": "echo", "caption": ""}
+    report_modules([{**report, "params": WORD, "backends": ["ansible"]}])
+    bob.is_staff = True
+    bob.save()
+    for codename in ("view_moduledefinition", "change_moduledefinition"):
+        bob.user_permissions.add(Permission.objects.get(codename=codename))
+    action = {"action": "enable", "_selected_action": ["8005"]}
+    logged_in(User.objects.get(pk=bob.pk)).post("/admin/modules/moduledefinition/", action)
+    assert not ModuleDefinition.objects.get(pk=8005).enabled
+    logged_in(alice).post("/admin/modules/moduledefinition/", action)
+    module = ModuleDefinition.objects.get(pk=8005)
+    assert (module.enabled, module.enabled_by, module.enabled_hash) == (True, "alice", sha256)
