@@ -95,7 +95,8 @@ def rate(call: Callable[[], object], calls: int) -> float:
 
 
 def daemon_env(data_dir: str, **extra: str) -> dict[str, str]:
-    """Environment for a daemon of its own, its database migrated."""
+    """Environment for a daemon of its own, its database migrated and the demo data loaded
+    (modules 1001-1007 enabled, as `make run` has them)."""
     env = {
         **os.environ,
         "OMSERVER_PATHS_DATA_DIR": data_dir,
@@ -105,9 +106,10 @@ def daemon_env(data_dir: str, **extra: str) -> dict[str, str]:
         **extra,
     }
     env.pop("OMSERVER_CONFIG", None)
-    subprocess.run(
-        [sys.executable, str(BASE_DIR / "manage.py"), "migrate", "-v0"], env=env, check=True
-    )
+    for command in (["migrate"], ["loaddata", str(BASE_DIR / "sql" / "demo-data.json")]):
+        subprocess.run(
+            [sys.executable, str(BASE_DIR / "manage.py"), *command, "-v0"], env=env, check=True
+        )
     return env
 
 

@@ -53,6 +53,7 @@ from omserver.sdk import HostResult  # noqa: E402
 from tests.daemon_process import running_daemon  # noqa: E402
 from tests.lab.salt import SaltLab  # noqa: E402
 from tests.lab.sshd import SshLab  # noqa: E402
+from tests.records import approve  # noqa: E402
 
 STAMPED_LINES = """NAME = "stamped lines"
 CAPTION = "Print lines carrying the moment they were printed."
@@ -145,6 +146,7 @@ def main() -> None:
     (modules / "Mid_9201.py").write_text(STAMPED_LINES)
     (modules / "Mid_9202.py").write_text(THREE_STEPS)
     call_command("migrate", verbosity=0)
+    approve(*ModuleRegistry(FOLDER / "modules", "ansible").all())  # reviewed: they are above
     api = APIClient(HTTP_HOST="localhost")
     api.force_authenticate(User.objects.create_superuser("bench", password="bench-password-1"))
     execution.warm_up()

@@ -575,6 +575,50 @@ ALTER TABLE `jobs_job` ALTER COLUMN `chain_key` DROP DEFAULT;
 --
 -- THIS OPERATION CANNOT BE WRITTEN AS SQL
 --
+-- Change Meta options on moduledefinition
+--
+-- (no-op)
+--
+-- Add field enabled_at to moduledefinition
+--
+ALTER TABLE `modules_moduledefinition` ADD COLUMN `enabled_at` datetime(6) NULL;
+--
+-- Add field enabled_by to moduledefinition
+--
+ALTER TABLE `modules_moduledefinition` ADD COLUMN `enabled_by` varchar(150) DEFAULT '' NOT NULL;
+ALTER TABLE `modules_moduledefinition` ALTER COLUMN `enabled_by` DROP DEFAULT;
+--
+-- Add field enabled_hash to moduledefinition
+--
+ALTER TABLE `modules_moduledefinition` ADD COLUMN `enabled_hash` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `modules_moduledefinition` ALTER COLUMN `enabled_hash` DROP DEFAULT;
+--
+-- Add field file_hash to moduledefinition
+--
+ALTER TABLE `modules_moduledefinition` ADD COLUMN `file_hash` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `modules_moduledefinition` ALTER COLUMN `file_hash` DROP DEFAULT;
+--
+-- Add field file_schema to moduledefinition
+--
+ALTER TABLE `modules_moduledefinition` ADD COLUMN `file_schema` json NULL;
+--
+-- Add field load_error to moduledefinition
+--
+ALTER TABLE `modules_moduledefinition` ADD COLUMN `load_error` longtext NOT NULL;
+--
+-- Add field reported_at to moduledefinition
+--
+ALTER TABLE `modules_moduledefinition` ADD COLUMN `reported_at` datetime(6) NULL;
+--
+-- Add field schema_changed to moduledefinition
+--
+ALTER TABLE `modules_moduledefinition` ADD COLUMN `schema_changed` bool DEFAULT b'0' NOT NULL;
+ALTER TABLE `modules_moduledefinition` ALTER COLUMN `schema_changed` DROP DEFAULT;
+--
+-- Alter field enabled on moduledefinition
+--
+-- (no-op)
+--
 -- Create model Session
 --
 CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL);

@@ -16,6 +16,7 @@ from django.conf import settings
 
 from omserver.config import BASE_DIR
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
+from tests.records import approve, tested_modules
 
 pytest_plugins = ["tests.lab.fixtures", "tests.lab.mariadb"]
 
@@ -112,13 +113,26 @@ class Inventory:
     bbs_server: Server
 
 
+@pytest.fixture(autouse=True)
+def enabled_test_modules(request: pytest.FixtureRequest, django_db_blocker) -> None:
+    """A module runs only once an operator enabled it: the modules the tests run
+    (``tests.records.tested_modules``) are enabled in the test database before each test
+    that records into it (the web's inventory, a daemon's database), as a review would.
+    A private MariaDB gets them from ``tests.lab.mariadb.migrate``."""
+    names = request.fixturenames
+    if "inventory" not in names and "test_database_url" not in names:
+        return
+    if "_django_db_helper" in names or request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("_django_db_helper")  # the test's own database, now
+        approve(*tested_modules())
+    else:  # a daemon records into the test database outside any test transaction
+        request.getfixturevalue("test_database_url")
+        with django_db_blocker.unblock():
+            approve(*tested_modules())
+
+
 @pytest.fixture
 def inventory(db) -> Inventory:
-    from omserver.modules.registry import ModuleRegistry
-    from omserverweb.jobs.recorder import ensure_module
-
-    for module in ModuleRegistry(BASE_DIR / "modules", "saltstack").all():
-        ensure_module(module.id, module.name, module.caption, module.params, list(module.backends))
     linux_web = FunctionCategory.objects.create(name="Linux.Web")
     www = AppCategory.objects.create(function=linux_web, name="www.example.com")
     bbs = AppCategory.objects.create(function=linux_web, name="bbs.example.com")

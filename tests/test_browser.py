@@ -199,14 +199,10 @@ def console_daemon(browser_daemon: RunningDaemon, settings, transactional_db) ->
 @pytest.fixture
 def steps_module(bob, inventory) -> int:
     """The steps module defined in the web, and bob allowed to run it on www.example.com."""
-    from omserver.modules.registry import ModuleRegistry
     from omserverweb.access.models import Grant
-    from omserverweb.jobs.recorder import ensure_module
 
-    module = ModuleRegistry(FIXTURE_MODULES, "saltstack").get(STEPS_MODULE)
-    ensure_module(module.id, module.name, module.caption, module.params, list(module.backends))
-    Grant.objects.create(group=bob.groups.get(), module_id=module.id, app_category=inventory.www)
-    return module.id
+    Grant.objects.create(group=bob.groups.get(), module_id=STEPS_MODULE, app_category=inventory.www)
+    return STEPS_MODULE
 
 
 @pytest.fixture

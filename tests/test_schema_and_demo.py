@@ -59,6 +59,8 @@ def test_schema_file_declares_the_console_indexes(settings) -> None:
 def test_demo_data_loads(settings) -> None:
     call_command("loaddata", settings.BASE_DIR / "sql" / "demo-data.json", verbosity=0)
     assert sorted(ModuleDefinition.objects.values_list("id", flat=True)) == list(range(1001, 1008))
+    # make run's decision: the shipped demo modules are enabled (any other file arrives disabled)
+    assert all(ModuleDefinition.objects.values_list("enabled", flat=True))
     assert AppCategory.objects.count() == 2
     assert Server.objects.count() == 4
     assert all(s.app_category_id for s in Server.objects.all())

@@ -18,7 +18,7 @@ from omserverweb.inventory.models import Server, Zone
 from omserverweb.jobs.models import Job, JobHost, JobPart
 from tests.conftest import WWW_HOSTS, logged_in
 from tests.daemon_process import RunningDaemon, running_daemon
-from tests.lab.fixtures import ENGINE_MODULES, modules_folder
+from tests.lab.fixtures import modules_folder
 from tests.lab.procs import free_port, stop, wait_for
 from tests.lab.salt import SaltLab
 from tests.test_api import api_as, finished
@@ -137,11 +137,6 @@ def test_a_daemon_claims_its_part_once_and_only_as_asked(two_zones, alice) -> No
 def test_cancel_reaches_every_zone_still_running(
     two_zones, alice, salt_lab, tmp_path: Path, test_database_url: str
 ) -> None:
-    from omserver.modules.registry import ModuleRegistry
-    from omserverweb.jobs.recorder import ensure_module
-
-    sleep = ModuleRegistry(ENGINE_MODULES, "saltstack").get(9101)
-    ensure_module(sleep.id, sleep.name, sleep.caption, sleep.params, list(sleep.backends))
     with zone_daemon("dc1", salt_lab, tmp_path / "dc1", test_database_url) as dc1:
         zone = Zone.objects.get(name="dc1")
         zone.address, zone.client_key = dc1.address, dc1.issued["web"]

@@ -48,6 +48,10 @@ class EngineHandler(CatalogHandler):
     def ping(self, caller: str) -> dict[str, Any]:
         return {**super().ping(caller), "name": self.engine.name, "health": self.engine.health()}
 
+    def modules(self, caller: str) -> dict[str, Any]:
+        self.engine.report_modules()  # what the console lists next is in the record already
+        return super().modules(caller)
+
     def submit(self, caller: str, **request: Any) -> int:
         return self.engine.submit(caller, request)
 

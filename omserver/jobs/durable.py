@@ -258,10 +258,11 @@ class DurableRecorder:
     def inventory_targets(self, hostnames: list[str]) -> dict[str, dict[str, Any]]:
         return self._read(lambda: self._recorder.inventory_targets(hostnames))
 
-    def ensure_module(
-        self, module_id: int, name: str, caption: str, schema: list, backends: list
-    ) -> None:
-        self._read(lambda: self._recorder.ensure_module(module_id, name, caption, schema, backends))
+    def report_modules(self, modules: list[dict[str, Any]]) -> None:
+        self._read(lambda: self._recorder.report_modules(modules))
+
+    def module_enabled(self, module_id: int, schema: list) -> bool:
+        return self._read(lambda: self._recorder.module_enabled(module_id, schema))
 
     def job_for_request(self, client: str, request: str) -> int | None:
         return self._read(lambda: self._recorder.job_for_request(client, request))

@@ -15,6 +15,12 @@ start at once), but a worker runs it only once it has claimed it in the record
 sharing a ``daemon.name`` (and queue key) share one queue: each takes what the
 others queued while it has workers to spare, and exclusive modules hold their
 hosts across all of them.
+
+A module runs only once an operator enabled it in the record: the engine tells
+the record what its module folder holds (``Recorder.report_modules``, a new
+file arriving disabled) and asks ``Recorder.module_enabled`` before it queues a
+job and again before it runs one. To a client, a module that is not enabled is
+one that does not exist.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ DEADLINE_MARGIN = 1.0
 WATCH_EVERY = 0.5  # seconds between reads of a job another daemon runs, while waiting on it
 QUEUE_POLL = 1.0  # seconds between looks at the zone's queue in the record
 CLAIM_AGAIN = 0.5  # seconds before a job held up by another daemon's exclusive lock retries
+REPORT_MODULES_EVERY = 5.0  # seconds between looks for new, changed or removed module files
+NOT_PERMITTED = "unknown or not permitted module"  # the one answer for both
 # Why a host the job never reached was not run, by how the job ended.
 NOT_RUN_BECAUSE = {JobStatus.CANCELLED: "cancelled", JobStatus.TIMEOUT: "the job's timeout"}
 
@@ -118,6 +126,8 @@ class Engine:
         self._workers: list[threading.Thread] = []
         self._replaced = 0  # worker threads that died and were replaced
         self._stopping = threading.Event()
+        self._reported = -1  # the registry's version the record was last told about
+        self._report_lock = threading.Lock()
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -129,6 +139,7 @@ class Engine:
         threading.Thread(target=self._poll_queue, name="queue-poller", daemon=True).start()
         threading.Thread(target=self._sweep, name="job-sweeper", daemon=True).start()
         threading.Thread(target=self._watch_workers, name="job-watcher", daemon=True).start()
+        threading.Thread(target=self._watch_modules, name="module-watcher", daemon=True).start()
 
     def _worker(self, number: int) -> threading.Thread:
         worker = threading.Thread(target=self._work, name=f"job-worker-{number}", daemon=True)
@@ -143,6 +154,26 @@ class Engine:
                     log.error("%s died: starting a new one", worker.name)
                     self._replaced += 1
                     self._workers[number] = self._worker(number)
+
+    def _watch_modules(self) -> None:
+        """New module files reach the console (disabled) without anyone running them."""
+        while True:
+            self.report_modules()
+            if self._stopping.wait(REPORT_MODULES_EVERY):
+                return
+
+    def report_modules(self) -> None:
+        """Tell the record about the module files once after each change in the folder."""
+        with self._report_lock:
+            version, reports = self.registry.reports()
+            if version == self._reported:
+                return
+            try:
+                self.recorder.report_modules(reports)
+            except RecordUnavailable as exc:  # told at the next look
+                log.warning("could not report the module files to the record: %s", exc)
+                return
+            self._reported = version
 
     def health(self) -> dict[str, Any]:
         """What ``ping`` reports: ``status`` ok or degraded, and the ``problems`` why."""
@@ -210,6 +241,7 @@ class Engine:
     def submit(self, client: str, body: dict[str, Any]) -> int:
         if self._queue.closed:
             raise SubmitError("unavailable", "the daemon is shutting down; try again shortly")
+        self.report_modules()  # a file dropped a moment ago is recorded before it is refused
         module = self._module(body.get("module"))
         targets = self._targets(body.get("targets"))
         try:
@@ -229,9 +261,6 @@ class Engine:
             found = self.recorder.job_for_request(client, request)
             if found is not None:  # a retry of a submit that made it: the same job
                 return found
-        self.recorder.ensure_module(
-            module.id, module.name, module.caption, module.params, list(module.backends)
-        )
         order = orders.seal(
             self._orders,
             {
@@ -427,6 +456,15 @@ class Engine:
             threading.Timer(CLAIM_AGAIN, self._queue.put, args=(job.ticket,)).start()
 
     def _run(self, job: RunningJob) -> None:
+        if not job.resumed:  # it may have been disabled while the job waited
+            try:
+                why = "" if self._enabled(job.module) else f"module {job.module.id} is not enabled"
+            except RecordUnavailable as exc:  # when in doubt, it does not run
+                why = f"whether module {job.module.id} is enabled could not be read: {exc}"
+            if why:
+                self._close_unrun(job, why)
+                self._finish(job, JobStatus.FAILED, why)
+                return
         deadline = time.monotonic() + job.timeout
         if job.resumed:  # the deadline its processes were given
             deadline = time.monotonic() + job.resumed[-1].header["deadline"] - time.time()
@@ -564,12 +602,28 @@ class Engine:
         return part_id
 
     def _module(self, raw: Any) -> LoadedModule:
+        """The module to run; refused alike whether it has no file or is not enabled."""
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise SubmitError("invalid_request", "module must be a module id (integer)", "module")
         try:
-            return self.registry.get(raw)
+            module = self.registry.get(raw)
         except NoSuchModule as exc:
-            raise SubmitError("unknown_module", str(exc), "module") from exc
+            log.warning("refused module %d: %s", raw, exc)
+            raise SubmitError("unknown_module", f"{NOT_PERMITTED} {raw}", "module") from exc
+        if not self._enabled(module):
+            raise SubmitError("unknown_module", f"{NOT_PERMITTED} {raw}", "module")
+        return module
+
+    def _enabled(self, module: LoadedModule) -> bool:
+        """Whether the record says an operator enabled ``module`` with its file's schema."""
+        if self.recorder.module_enabled(module.id, module.params):
+            return True
+        log.warning(
+            "refused module %d: not enabled in the record (a new file, disabled, or its "
+            "parameter schema changed since an operator enabled it)",
+            module.id,
+        )
+        return False
 
     def _targets(self, raw: Any) -> list[Target]:
         """Structured targets; one given by hostname alone is looked up in the inventory."""

@@ -22,10 +22,13 @@ class Recorder(Protocol):
     def inventory_targets(self, hostnames: list[str]) -> dict[str, dict[str, Any]]:
         """Target fields of the enabled inventory servers among ``hostnames``, by name."""
 
-    def ensure_module(
-        self, module_id: int, name: str, caption: str, schema: list, backends: list
-    ) -> None:
-        """Make sure the module is defined in the record (a file run before anyone did)."""
+    def report_modules(self, modules: list[dict[str, Any]]) -> None:
+        """The module files the daemon found (see ``ModuleRegistry.reports``): a new one is
+        recorded new and disabled; an enabled one whose parameter schema changed is
+        disabled until an operator enables it again."""
+
+    def module_enabled(self, module_id: int, schema: list) -> bool:
+        """Whether an operator enabled the module, with this parameter schema."""
 
     def create_job(
         self,

@@ -25,6 +25,7 @@ class LoadedModule:
     path: Path
     legacy: bool
     entry: Callable[..., Any] | None = field(default=None, repr=False)
+    sha256: str = ""  # of the file the registry loaded: what an operator enables
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready metadata for the console and API."""
@@ -38,6 +39,7 @@ class LoadedModule:
             "settings": self.settings,
             "path": str(self.path),
             "legacy": self.legacy,
+            "sha256": self.sha256,
         }
 
     def configured_settings(self, config: Config) -> dict[str, Any]:

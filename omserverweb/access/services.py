@@ -21,7 +21,8 @@ from omserverweb.modules.models import ModuleDefinition
 log = logging.getLogger("omserverweb.access")
 
 User = AbstractBaseUser | AnonymousUser
-MANAGE_MODULES = "modules.change_moduledefinition"
+# Who manages modules (edits them, or enables reviewed files) sees every one in lists.
+MANAGE_MODULES = ("modules.change_moduledefinition", "modules.enable_moduledefinition")
 SERVER_ID = re.compile(r"[0-9]{1,18}")  # a server named by its id, not by its hostname
 
 
@@ -67,7 +68,7 @@ def runnable_modules(user: User) -> QuerySet[ModuleDefinition]:
 def listed_modules(user: User) -> QuerySet[ModuleDefinition]:
     """The modules lists show the user: every one to those who manage modules, else
     the ones they may run."""
-    if user.has_perm(MANAGE_MODULES):
+    if any(user.has_perm(perm) for perm in MANAGE_MODULES):
         return ModuleDefinition.objects.all()
     return runnable_modules(user)
 

@@ -49,6 +49,8 @@ class ServerSerializer(serializers.ModelSerializer):
 
 
 class ModuleSerializer(serializers.ModelSerializer):
+    review_status = serializers.CharField(read_only=True)
+
     class Meta:
         model = ModuleDefinition
         fields = [
@@ -58,10 +60,35 @@ class ModuleSerializer(serializers.ModelSerializer):
             "backends",
             "params_schema",
             "enabled",
+            "review_status",
+            "file_hash",
+            "file_schema",
+            "load_error",
+            "enabled_by",
+            "enabled_at",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["created_at", "updated_at"]
+        # Enabling is an operator's decision on the Modules page (or the admin), and
+        # takes the file's schema then: neither is a field a change permission writes.
+        read_only_fields = [
+            "enabled",
+            "review_status",
+            "file_hash",
+            "file_schema",
+            "load_error",
+            "enabled_by",
+            "enabled_at",
+            "created_at",
+            "updated_at",
+        ]
+
+    def validate_params_schema(self, value: list) -> list:
+        if self.instance is not None and value != self.instance.params_schema:
+            raise serializers.ValidationError(
+                "the schema is the Mid_ file's: enabling the module takes it"
+            )
+        return value
 
 
 class JobHostSerializer(serializers.ModelSerializer):

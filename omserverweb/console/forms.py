@@ -18,7 +18,8 @@ class ModuleForm(forms.ModelForm):
 
     class Meta:
         model = ModuleDefinition
-        fields = ["id", "name", "caption", "backends", "params_schema", "enabled"]
+        # ``enabled`` is the enable permission's decision (Modules page), never a form field.
+        fields = ["id", "name", "caption", "backends", "params_schema"]
         widgets = {"params_schema": forms.Textarea(attrs={"rows": 12, "class": "mono"})}
         field_classes = {"params_schema": request_limits.JSONField}
 
@@ -26,6 +27,8 @@ class ModuleForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["id"].disabled = True  # the id names the Mid_ file
+            # the file declares it; enabling the module takes the file's
+            self.fields["params_schema"].disabled = True
 
     def clean_params_schema(self) -> list:
         schema = self.cleaned_data["params_schema"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
 
 from omserver.vocabulary import JobStatus
 from omserverweb.access.services import (
@@ -23,6 +26,7 @@ from omserverweb.console import forms, skeleton
 from omserverweb.console.daemon_status import module_load_status, zone_overview
 from omserverweb.jobs.filters import JobFilterForm
 from omserverweb.jobs.queries import visible_jobs
+from omserverweb.modules import services as review
 from omserverweb.modules.models import ModuleDefinition
 
 log = logging.getLogger("omserverweb.console")
@@ -87,13 +91,48 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def module_list(request: HttpRequest) -> HttpResponse:
-    status = module_load_status()
-    rows = [(m, status.for_module(m.pk)) for m in listed_modules(request.user)]
+    status = module_load_status()  # first: the daemon records new files as it answers
+    rows = [(m, status.for_module(m.pk), _schemas(m)) for m in listed_modules(request.user)]
     return render(
         request,
         "console/module_list.html",
         {"rows": rows, "daemon": status, "next_id": skeleton.next_free_id()},
     )
+
+
+@login_required
+@permission_required(review.ENABLE_PERMISSION, raise_exception=True)
+@require_POST
+def module_enable(request: HttpRequest, pk: int) -> HttpResponse:
+    """Enable the file the page showed (its SHA-256 comes back with the form)."""
+    get_object_or_404(ModuleDefinition, pk=pk)
+    try:
+        review.enable_module(request.user, pk, request.POST.get("file_hash", ""))
+    except review.ModuleReviewError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Module %(id)s enabled.") % {"id": pk})
+    return redirect("console:modules")
+
+
+@login_required
+@permission_required(review.ENABLE_PERMISSION, raise_exception=True)
+@require_POST
+def module_disable(request: HttpRequest, pk: int) -> HttpResponse:
+    get_object_or_404(ModuleDefinition, pk=pk)
+    review.disable_module(request.user, pk)
+    messages.success(request, _("Module %(id)s disabled.") % {"id": pk})
+    return redirect("console:modules")
+
+
+def _schemas(module: ModuleDefinition) -> dict[str, str]:
+    """The file's parameter schema to review (and the enabled one, when they differ)."""
+    if module.file_schema is None:
+        return {}
+    return {
+        "file": json.dumps(module.file_schema, indent=1, ensure_ascii=False),
+        "enabled": json.dumps(module.params_schema, indent=1, ensure_ascii=False),
+    }
 
 
 @login_required

@@ -48,7 +48,7 @@ from omserverweb.jobs.models import (
     ZoneQueue,
 )
 from omserverweb.jobs.queries import job_changes
-from omserverweb.modules.models import ModuleDefinition
+from omserverweb.modules import services as module_review
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,12 +69,14 @@ def _fresh_connection(func: Callable[P, R]) -> Callable[P, R]:
 
 
 @_fresh_connection
-def ensure_module(module_id: int, name: str, caption: str, schema: list, backends: list) -> None:
-    """A Mid_ file run before anyone defined it in the console gets a definition."""
-    ModuleDefinition.objects.get_or_create(
-        pk=module_id,
-        defaults={"name": name, "caption": caption, "params_schema": schema, "backends": backends},
-    )
+def report_modules(modules: list[dict[str, Any]]) -> None:
+    """The module files a daemon found: new ones arrive disabled (see the modules app)."""
+    module_review.report_modules(modules)
+
+
+@_fresh_connection
+def module_enabled(module_id: int, schema: list) -> bool:
+    return module_review.module_enabled(module_id, schema)
 
 
 @_fresh_connection

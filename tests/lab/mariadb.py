@@ -15,6 +15,7 @@ Usable outside pytest::
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pwd
 import shutil
@@ -22,7 +23,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType, TracebackType
 from urllib.parse import unquote, urlsplit
@@ -31,7 +33,9 @@ import MySQLdb
 import pytest
 
 from omserver.config import BASE_DIR
+from omserver.modules.metadata import LoadedModule
 from tests.lab.procs import free_port, port_open, spawn, stop, wait_for
+from tests.records import enabled_row, tested_modules
 
 HOST = "127.0.0.1"
 
@@ -199,6 +203,10 @@ class PrivateMariaDB:
         """Root over the unix socket, for what the platform's user may not do."""
         return MySQLdb.connect(unix_socket=str(self.socket), user="root", connect_timeout=2)
 
+    def enable_module(self, *modules: LoadedModule) -> None:
+        """Enable modules in this server's record, as an operator's review would."""
+        enable_modules(self.url, modules)
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
@@ -216,8 +224,42 @@ class PrivateMariaDB:
         wait_for(lambda: not port_open(HOST, self.port), 10, f"port {self.port} closing")
 
 
+def enable_modules(url: str, modules: Iterable[LoadedModule]) -> None:
+    """Enable ``modules`` in the MariaDB at ``url`` (as ``tests.records.approve`` does in
+    the suite's database; this process's Django is bound to that one)."""
+    parts = urlsplit(url)
+    conn = MySQLdb.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        database=parts.path.lstrip("/"),
+        charset="utf8mb4",
+        connect_timeout=5,
+    )
+    with conn, conn.cursor() as cursor:
+        for module in modules:
+            row = {
+                **enabled_row(module),
+                "id": module.id,
+                "enabled_at": datetime.now(UTC).replace(tzinfo=None),
+            }
+            for key in ("backends", "params_schema", "file_schema"):
+                row[key] = json.dumps(row[key])
+            columns = ", ".join(f"`{c}`" for c in row)
+            updates = ", ".join(f"`{c}` = VALUES(`{c}`)" for c in row if c != "id")
+            cursor.execute(
+                f"INSERT INTO modules_moduledefinition ({columns}, created_at, updated_at) "
+                f"VALUES ({', '.join(['%s'] * len(row))}, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) "
+                f"ON DUPLICATE KEY UPDATE {updates}",
+                list(row.values()),
+            )
+        conn.commit()
+
+
 def migrate(url: str, data_dir: Path | None = None) -> None:
-    """Apply the project's migrations to ``url`` as an operator would (``manage.py migrate``).
+    """Apply the project's migrations to ``url`` as an operator would (``manage.py migrate``),
+    and enable the modules the tests run (``tests.records.tested_modules``).
 
     A separate process, because this process's Django is bound to the suite's database.
     ``data_dir`` takes the settings' secret key file (a temp folder by default).
@@ -239,6 +281,7 @@ def migrate(url: str, data_dir: Path | None = None) -> None:
         )
     if result.returncode != 0:
         raise RuntimeError(f"migrate failed:\n{result.stdout}{result.stderr}")
+    enable_modules(url, tested_modules())
 
 
 @pytest.fixture

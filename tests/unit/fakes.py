@@ -50,6 +50,9 @@ class FakeRegistry:
         except KeyError:
             raise NoSuchModule(f"no module {module_id}") from None
 
+    def reports(self) -> tuple[int, list[dict[str, Any]]]:
+        return 0, [{"id": m.id, "sha256": "", "error": ""} for m in self.modules.values()]
+
 
 @dataclass
 class RecordedJob:
@@ -69,7 +72,8 @@ class MemoryRecorder:
     def __init__(self, inventory: Iterable[str] = ()) -> None:
         self.inventory = {name: {"hostname": name, "lan_ip": "127.0.0.1"} for name in inventory}
         self.jobs: dict[int, RecordedJob] = {}
-        self.modules: set[int] = set()
+        self.reported: list[dict[str, Any]] = []
+        self.disabled: set[int] = set()  # modules an operator has not enabled
         self.replayed: set[str] = set()
         self.claims: dict[int, dict[str, Any]] = {}  # job -> instance, locks, cancel
         self._lock = threading.Lock()
@@ -77,10 +81,11 @@ class MemoryRecorder:
     def inventory_targets(self, hostnames: list[str]) -> dict[str, dict[str, Any]]:
         return {name: self.inventory[name] for name in hostnames if name in self.inventory}
 
-    def ensure_module(
-        self, module_id: int, name: str, caption: str, schema: list, backends: list
-    ) -> None:
-        self.modules.add(module_id)
+    def report_modules(self, modules: list[dict[str, Any]]) -> None:
+        self.reported = modules
+
+    def module_enabled(self, module_id: int, schema: list) -> bool:
+        return module_id not in self.disabled
 
     def create_job(self, *, targets: list[str], **fields: Any) -> int:
         with self._lock:

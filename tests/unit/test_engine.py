@@ -349,3 +349,33 @@ def test_a_bad_request_is_refused_before_anything_is_recorded(
         engine.submit("unit-test", body)
     assert (refused.value.code, refused.value.field) == (code, field)
     assert recorder.jobs == {}
+
+
+def test_a_module_not_enabled_is_refused_like_an_unknown_one(make_engine, recorder) -> None:
+    engine = make_engine()
+    recorder.disabled.add(PLAIN)
+    answers = []
+    for module_id in (PLAIN, 4242):
+        with pytest.raises(SubmitError) as refused:
+            submit(engine, "x", ["h1"], module_id)
+        answers.append((refused.value.code, str(refused.value).replace(str(module_id), "N")))
+    assert answers[0] == answers[1] == ("unknown_module", "unknown or not permitted module N")
+    assert recorder.jobs == {}
+    assert {report["id"] for report in recorder.reported} == {PLAIN, EXCLUSIVE}
+
+
+def test_a_job_whose_module_was_disabled_while_it_waited_never_runs(
+    make_engine, recorder, executor
+) -> None:
+    engine = make_engine(workers=1)
+    gate = executor.hold("running")
+    running = submit(engine, "running", ["h1"])
+    wait_running(executor, "running")
+    waiting = submit(engine, "waiting", ["h2"])
+    recorder.disabled.add(PLAIN)
+    gate.set()
+    assert ended(engine, running)["status"] == "succeeded"
+    state = ended(engine, waiting)
+    assert (state["status"], state["error"]) == ("failed", f"module {PLAIN} is not enabled")
+    assert not_run(state) == {"h2": f"not run: module {PLAIN} is not enabled"}
+    assert executor.started("waiting") == []
