@@ -34,6 +34,7 @@ from rpyc.utils.factory import connect_channel
 
 from omserver.protocol import wire
 from omserver.protocol.channel import PROTOCOL_CONFIG, BoundedChannel
+from omserver.protocol.limits import too_deep
 from omserver.vocabulary import FINAL_STATUSES, JobStatus
 
 WAIT_SLICE = 20.0  # the longest single wait asked of the daemon; longer waits loop
@@ -47,6 +48,11 @@ RETRY_SAFE = frozenset({"ping", "modules", "job", "wait", "cancel", "submit", "r
 RETRY_WHILE_REFUSED = RETRY_SAFE - {"ping"}
 RETRY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)  # then the last, again and again
 RETRY_FOR = 3.0  # seconds, by default
+# The daemon closes a connection idle for its daemon.idle_timeout (minutes by default).
+# A kept connection unused for this long is checked before a request goes out on it, so
+# a request is never sent into a connection the daemon has closed; one closed sooner
+# (the daemon restarting) is found by the retry in ``Client._send``.
+CHECK_LINK_AFTER = 1.0  # seconds
 _T = TypeVar("_T")
 
 
@@ -141,6 +147,15 @@ class _Link:
     conn: rpyc.Connection
     channel: BoundedChannel
     exchange: Any = None
+    used: float = 0.0  # monotonic time of its last answer
+
+    def hung_up(self) -> bool:
+        """The daemon closed it: the daemon never speaks first, so anything to read on an
+        idle connection is its end (or rpyc's goodbye before it)."""
+        try:
+            return bool(self.channel.poll(0))
+        except (OSError, EOFError, ValueError):
+            return True
 
     def close(self) -> None:
         self.channel.close()  # first, so rpyc's goodbye cannot wait on a hung daemon
@@ -392,15 +407,26 @@ class Client:
                 time.sleep(pause)
 
     def _seal(self, op: str, body: dict[str, Any]) -> tuple[bytes, bytes]:
-        return wire.seal_request(self.client_id, self._cipher, op, body, now=time.time())
+        try:
+            return wire.seal_request(self.client_id, self._cipher, op, body, now=time.time())
+        except RecursionError:  # JSON's encoder ran out of stack: the daemon refuses far less
+            raise InvalidRequest(f"{op}: {too_deep()}", "invalid_request") from None
 
     def _live_link(self) -> _Link | None:
+        """This thread's kept connection, unless it is closed."""
         link = getattr(self._local, "link", None)
-        return link if link is not None and not link.conn.closed else None
+        if link is None or link.conn.closed:
+            return None
+        if time.monotonic() - link.used > CHECK_LINK_AFTER and link.hung_up():
+            self._drop()
+            return None
+        return link
 
     def _exchange(self, frame: bytes, link: _Link | None) -> bytes:
         try:
-            answer = (link or self._connect()).exchange(frame)
+            link = link or self._connect()
+            answer = link.exchange(frame)
+            link.used = time.monotonic()
         except (OSError, EOFError) as exc:  # includes socket timeouts and rpyc's
             self._drop()
             why = (

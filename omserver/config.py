@@ -86,6 +86,20 @@ SETTINGS: dict[str, Setting] = {
     "web.allowed_hosts": Setting(_list, ["127.0.0.1", "localhost"], "host names served"),
     "web.https": Setting(_bool, False, "served over HTTPS by the front proxy"),
     "web.confirm_above_hosts": Setting(_int, 10, "ask to confirm a run on more hosts"),
+    "web.max_json_depth": Setting(_int, 32, "deepest JSON nesting accepted in a request"),
+    "web.max_body_bytes": Setting(
+        _int, 1024 * 1024, "largest request body (REST API, console forms)"
+    ),
+    "web.max_import_bytes": Setting(_int, 2 * 1024 * 1024, "largest inventory import (its data)"),
+    "web.login_failure_limit": Setting(_int, 5, "wrong passwords before a login is locked"),
+    "web.login_cooloff_minutes": Setting(
+        _float, 15.0, "how long a lockout lasts (and the window failures count in)"
+    ),
+    "web.login_lockout_by": Setting(
+        _choice("user_or_address", "user", "address", "user_and_address"),
+        "user_or_address",
+        "what failures are counted against",
+    ),
     "database.url": Setting(_str, "", "database URL; empty = SQLite in data_dir"),
     "daemon.address": Setting(_str, "127.0.0.1:11511", "host:port of the daemon"),
     "daemon.name": Setting(
@@ -101,9 +115,29 @@ SETTINGS: dict[str, Setting] = {
     "daemon.clock_skew": Setting(_float, 60.0, "accepted frame timestamp skew, seconds"),
     "daemon.max_frame_bytes": Setting(_int, 4 * 1024 * 1024, "largest accepted frame"),
     "daemon.max_connections": Setting(_int, 256, "client connections served at once"),
+    "daemon.max_connections_per_address": Setting(
+        _int, 64, "connections one client address may hold (below max_connections)"
+    ),
+    "daemon.max_unauthenticated": Setting(
+        _int, 32, "connections yet to send a valid frame; a new one closes the oldest"
+    ),
+    "daemon.handshake_timeout": Setting(
+        _float, 5.0, "seconds a new connection has to send a valid frame"
+    ),
+    "daemon.frame_timeout": Setting(_float, 20.0, "seconds one packet may take to arrive"),
+    "daemon.idle_timeout": Setting(
+        _float, 300.0, "seconds before an idle client connection is closed (clients reconnect)"
+    ),
     "daemon.shutdown_grace": Setting(_float, 30.0, "SIGTERM grace for running jobs, s"),
     "daemon.log_level": Setting(_choice("debug", "info", "warning", "error"), "info", "log"),
     "audit.retention_days": Setting(_int, 365, "days of shell history kept (audit_prune)"),
+    "audit.chain_key_file": Setting(
+        _str, "", "keys of the audit and job hash chains; empty = data_dir/chain-keys.json"
+    ),
+    "audit.checkpoint_file": Setting(
+        _str, "", "heads saved by audit_verify --checkpoint; empty = data_dir/chain-checkpoint.json"
+    ),
+    "audit.max_batch_bytes": Setting(_int, 4 * 1024 * 1024, "largest shell-history batch"),
     "modules.output_limit": Setting(_int, 1024 * 1024, "bytes of output kept per step and host"),
     "modules.live_output": Setting(_bool, True, "show steps' output while they run"),
     "salt.master_config": Setting(_str, "/etc/salt/master", "salt-master config file"),

@@ -6,10 +6,14 @@ the data folder on first start, and production sets ``OMSERVER_WEB_SECRET_KEY``.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.exceptions import ImproperlyConfigured
 
 from omserver import config as omconfig
 from omserverweb.database import database_settings
+from omserverweb.lockout import LOCKOUT_PARAMETERS
+from omserverweb.request_limits import import_request_limit
 from omserverweb.secrets import load_or_create_secret_key
 
 try:
@@ -43,10 +47,13 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A body larger than its view takes is a 413 before anything (CSRF's check) reads it.
+    "omserverweb.request_limits.BodySizeLimitMiddleware",
     # A view that meets the database (or a daemon) down answers a plain 503.
     "omserverweb.outages.DependencyDownMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -56,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a login that axes refused into omserverweb.lockout's 429 page; keep it last.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "omserverweb.urls"
@@ -89,6 +98,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (omserverweb/lockout.py): axes' backend first refuses a locked login.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = CONFIG["web.login_failure_limit"]
+AXES_COOLOFF_TIME = timedelta(minutes=CONFIG["web.login_cooloff_minutes"])
+AXES_LOCKOUT_PARAMETERS = LOCKOUT_PARAMETERS[CONFIG["web.login_lockout_by"]]
+AXES_LOCKOUT_CALLABLE = "omserverweb.lockout.locked_out"
+# A lock ends when the page says, however often the login is tried meanwhile.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A success resets nothing: counters are per user and per address, and one good
+# account must not wipe an address's failures against another.
+AXES_RESET_ON_SUCCESS = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Behind nginx, REMOTE_ADDR is the client's (uwsgi_params); no forwarded header is trusted.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:index"
 LOGOUT_REDIRECT_URL = "login"
@@ -146,6 +172,19 @@ SPECTACULAR_SETTINGS = {
 }
 
 AUDIT_RETENTION_DAYS = CONFIG["audit.retention_days"]
+# Outside the database: the hash chains' keys, and the chain heads audit_verify last saw.
+AUDIT_CHAIN_KEY_FILE = CONFIG["audit.chain_key_file"] or str(DATA_DIR / "chain-keys.json")
+AUDIT_CHECKPOINT_FILE = CONFIG["audit.checkpoint_file"] or str(DATA_DIR / "chain-checkpoint.json")
+
+# Request bodies (omserverweb/request_limits.py): Django's own limits sit at the
+# largest a view takes, so that the middleware's 413 naming the limit answers first.
+MAX_JSON_DEPTH = CONFIG["web.max_json_depth"]
+MAX_BODY_BYTES = CONFIG["web.max_body_bytes"]
+MAX_IMPORT_BYTES = CONFIG["web.max_import_bytes"]
+AUDIT_MAX_BATCH_BYTES = CONFIG["audit.max_batch_bytes"]
+DATA_UPLOAD_MAX_MEMORY_SIZE = FILE_UPLOAD_MAX_MEMORY_SIZE = max(
+    MAX_BODY_BYTES, import_request_limit(MAX_IMPORT_BYTES), AUDIT_MAX_BATCH_BYTES
+)
 
 # The web console is one client of the daemon, with its own key.
 DAEMON_ADDRESS = CONFIG["daemon.address"]

@@ -190,6 +190,40 @@ ALTER TABLE `audit_commandevent` ADD CONSTRAINT `uniq_event_host_pos` UNIQUE (`h
 ALTER TABLE `audit_ingesttoken` ADD CONSTRAINT `audit_ingesttoken_app_category_id_d8c728c9_fk_inventory` FOREIGN KEY (`app_category_id`) REFERENCES `inventory_appcategory` (`id`);
 ALTER TABLE `audit_ingesttoken` ADD CONSTRAINT `audit_ingesttoken_server_id_503bb8f3_fk_inventory_server_id` FOREIGN KEY (`server_id`) REFERENCES `inventory_server` (`id`);
 --
+-- Add field legacy_hash to chainhead
+--
+ALTER TABLE `audit_chainhead` ADD COLUMN `legacy_hash` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `audit_chainhead` ALTER COLUMN `legacy_hash` DROP DEFAULT;
+--
+-- Add field legacy_length to chainhead
+--
+ALTER TABLE `audit_chainhead` ADD COLUMN `legacy_length` bigint UNSIGNED DEFAULT 0 NOT NULL CHECK (`legacy_length` >= 0);
+ALTER TABLE `audit_chainhead` ALTER COLUMN `legacy_length` DROP DEFAULT;
+--
+-- Add field seal to chainhead
+--
+ALTER TABLE `audit_chainhead` ADD COLUMN `seal` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `audit_chainhead` ALTER COLUMN `seal` DROP DEFAULT;
+--
+-- Add field seal_key to chainhead
+--
+ALTER TABLE `audit_chainhead` ADD COLUMN `seal_key` varchar(16) DEFAULT '' NOT NULL;
+ALTER TABLE `audit_chainhead` ALTER COLUMN `seal_key` DROP DEFAULT;
+--
+-- Add field chain_key to commandevent
+--
+ALTER TABLE `audit_commandevent` ADD COLUMN `chain_key` varchar(16) DEFAULT '' NOT NULL;
+ALTER TABLE `audit_commandevent` ALTER COLUMN `chain_key` DROP DEFAULT;
+--
+-- Create model RejectedEvent
+--
+CREATE TABLE `audit_rejectedevent` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `host` varchar(253) NOT NULL, `seq` bigint UNSIGNED NOT NULL CHECK (`seq` >= 0), `reason` varchar(500) NOT NULL, `first_at` datetime(6) NOT NULL, `last_at` datetime(6) NOT NULL, `attempts` integer UNSIGNED NOT NULL CHECK (`attempts` >= 0), `token_id` bigint NOT NULL, CONSTRAINT `uniq_rejected_host_seq` UNIQUE (`host`, `seq`));
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
+ALTER TABLE `audit_rejectedevent` ADD CONSTRAINT `audit_rejectedevent_token_id_04b37ba7_fk_audit_ingesttoken_id` FOREIGN KEY (`token_id`) REFERENCES `audit_ingesttoken` (`id`);
+--
 -- Create model Token
 --
 CREATE TABLE `authtoken_token` (`key` varchar(40) NOT NULL PRIMARY KEY, `created` datetime(6) NOT NULL, `user_id` integer NOT NULL UNIQUE);
@@ -218,6 +252,151 @@ ALTER TABLE `authtoken_token` ADD CONSTRAINT `authtoken_token_user_id_35299eff_f
 -- Change Meta options on tokenproxy
 --
 -- (no-op)
+--
+-- Create model AccessAttempt
+--
+CREATE TABLE `axes_accessattempt` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY KEY, `user_agent` varchar(255) NOT NULL, `ip_address` char(39) NULL, `username` varchar(255) NULL, `trusted` bool NOT NULL, `http_accept` varchar(1025) NOT NULL, `path_info` varchar(255) NOT NULL, `attempt_time` datetime(6) NOT NULL, `get_data` longtext NOT NULL, `post_data` longtext NOT NULL, `failures_since_start` integer UNSIGNED NOT NULL CHECK (`failures_since_start` >= 0));
+--
+-- Create model AccessLog
+--
+CREATE TABLE `axes_accesslog` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY KEY, `user_agent` varchar(255) NOT NULL, `ip_address` char(39) NULL, `username` varchar(255) NULL, `trusted` bool NOT NULL, `http_accept` varchar(1025) NOT NULL, `path_info` varchar(255) NOT NULL, `attempt_time` datetime(6) NOT NULL, `logout_time` datetime(6) NULL);
+--
+-- Alter field ip_address on accessattempt
+--
+CREATE INDEX `axes_accessattempt_ip_address_10922d9c` ON `axes_accessattempt` (`ip_address`);
+--
+-- Alter field trusted on accessattempt
+--
+CREATE INDEX `axes_accessattempt_trusted_0eddf52e` ON `axes_accessattempt` (`trusted`);
+--
+-- Alter field user_agent on accessattempt
+--
+CREATE INDEX `axes_accessattempt_user_agent_ad89678b` ON `axes_accessattempt` (`user_agent`);
+--
+-- Alter field username on accessattempt
+--
+CREATE INDEX `axes_accessattempt_username_3f2d4ca0` ON `axes_accessattempt` (`username`);
+--
+-- Alter field ip_address on accesslog
+--
+CREATE INDEX `axes_accesslog_ip_address_86b417e5` ON `axes_accesslog` (`ip_address`);
+--
+-- Alter field trusted on accesslog
+--
+CREATE INDEX `axes_accesslog_trusted_496c5681` ON `axes_accesslog` (`trusted`);
+--
+-- Alter field user_agent on accesslog
+--
+CREATE INDEX `axes_accesslog_user_agent_0e659004` ON `axes_accesslog` (`user_agent`);
+--
+-- Alter field username on accesslog
+--
+CREATE INDEX `axes_accesslog_username_df93064b` ON `axes_accesslog` (`username`);
+--
+-- Alter field failures_since_start on accessattempt
+--
+-- (no-op)
+--
+-- Alter field get_data on accessattempt
+--
+-- (no-op)
+--
+-- Alter field http_accept on accessattempt
+--
+-- (no-op)
+--
+-- Alter field ip_address on accessattempt
+--
+-- (no-op)
+--
+-- Alter field path_info on accessattempt
+--
+-- (no-op)
+--
+-- Alter field post_data on accessattempt
+--
+-- (no-op)
+--
+-- Alter field http_accept on accesslog
+--
+-- (no-op)
+--
+-- Alter field ip_address on accesslog
+--
+-- (no-op)
+--
+-- Alter field path_info on accesslog
+--
+-- (no-op)
+--
+-- Change Meta options on accessattempt
+--
+-- (no-op)
+--
+-- Change Meta options on accesslog
+--
+-- (no-op)
+--
+-- Alter field attempt_time on accessattempt
+--
+-- (no-op)
+--
+-- Alter field user_agent on accessattempt
+--
+-- (no-op)
+--
+-- Alter field username on accessattempt
+--
+-- (no-op)
+--
+-- Alter field attempt_time on accesslog
+--
+-- (no-op)
+--
+-- Alter field logout_time on accesslog
+--
+-- (no-op)
+--
+-- Alter field user_agent on accesslog
+--
+-- (no-op)
+--
+-- Alter field username on accesslog
+--
+-- (no-op)
+--
+-- Remove field trusted from accessattempt
+--
+ALTER TABLE `axes_accessattempt` DROP COLUMN `trusted`;
+--
+-- Remove field trusted from accesslog
+--
+ALTER TABLE `axes_accesslog` DROP COLUMN `trusted`;
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
+--
+-- Alter unique_together for accessattempt (1 constraint(s))
+--
+ALTER TABLE `axes_accessattempt` ADD CONSTRAINT `axes_accessattempt_username_ip_address_user_agent_8ea22282_uniq` UNIQUE (`username`, `ip_address`, `user_agent`);
+--
+-- Create model AccessFailureLog
+--
+CREATE TABLE `axes_accessfailurelog` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY KEY, `user_agent` varchar(255) NOT NULL, `ip_address` char(39) NULL, `username` varchar(255) NULL, `http_accept` varchar(1025) NOT NULL, `path_info` varchar(255) NOT NULL, `attempt_time` datetime(6) NOT NULL, `locked_out` bool NOT NULL);
+CREATE INDEX `axes_accessfailurelog_user_agent_ea145dda` ON `axes_accessfailurelog` (`user_agent`);
+CREATE INDEX `axes_accessfailurelog_ip_address_2e9f5a7f` ON `axes_accessfailurelog` (`ip_address`);
+CREATE INDEX `axes_accessfailurelog_username_a8b7e8a4` ON `axes_accessfailurelog` (`username`);
+--
+-- Add field session_hash to accesslog
+--
+ALTER TABLE `axes_accesslog` ADD COLUMN `session_hash` varchar(64) DEFAULT '' NOT NULL;
+ALTER TABLE `axes_accesslog` ALTER COLUMN `session_hash` DROP DEFAULT;
+--
+-- Create model AccessAttemptExpiration
+--
+CREATE TABLE `axes_accessattemptexpiration` (`access_attempt_id` integer NOT NULL PRIMARY KEY, `expires_at` datetime(6) NOT NULL);
+ALTER TABLE `axes_accessattemptexpiration` ADD CONSTRAINT `axes_accessattemptex_access_attempt_id_6b73a47a_fk_axes_acce` FOREIGN KEY (`access_attempt_id`) REFERENCES `axes_accessattempt` (`id`);
 --
 -- Create model Zone
 --
@@ -392,6 +571,15 @@ ALTER TABLE `jobs_jobclaim` ADD COLUMN `part_id` bigint NULL , ADD CONSTRAINT `j
 CREATE INDEX `jobs_jobclaim_daemon_ab5b1476` ON `jobs_jobclaim` (`daemon`);
 CREATE INDEX `jobs_jobclaim_instance_37dcd696` ON `jobs_jobclaim` (`instance`);
 CREATE INDEX `jobs_replayedwrite_at_ab1cd63b` ON `jobs_replayedwrite` (`at`);
+--
+-- Add field chain_key to job
+--
+ALTER TABLE `jobs_job` ADD COLUMN `chain_key` varchar(16) DEFAULT '' NOT NULL;
+ALTER TABLE `jobs_job` ALTER COLUMN `chain_key` DROP DEFAULT;
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
 --
 -- Create model Session
 --

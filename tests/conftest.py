@@ -23,6 +23,9 @@ PYTHON = sys.executable
 
 # The database the settings name, read before pytest-django renames it to its test database.
 CONFIGURED_DATABASE_NAME = settings.DATABASES["default"]["NAME"]
+# The processes the tests start (daemons, uWSGI, manage.py) sign and check the hash
+# chains with this process's chain keys, whatever data folder they are given.
+os.environ.setdefault("OMSERVER_AUDIT_CHAIN_KEY_FILE", settings.AUDIT_CHAIN_KEY_FILE)
 
 
 @pytest.fixture(scope="session")
@@ -199,3 +202,20 @@ def daemon_down(settings, free_port):
     settings.DAEMON_ADDRESS = f"127.0.0.1:{free_port}"
     settings.DAEMON_CLIENT_KEY = new_key()
     return settings.DAEMON_ADDRESS
+
+
+@pytest.fixture(scope="module")
+def deployed_web(tmp_path_factory, test_database_url):
+    """The shipped nginx site and uWSGI ini on loopback (tests/test_deploy_stack.py), 2 workers,
+    no daemon: for what must hold on the real server, not only under Django's test client."""
+    from tests.lab.procs import free_port
+    from tests.test_deploy_stack import NGINX, running_stack
+
+    if not NGINX.exists():
+        pytest.skip("needs nginx (apt-get install nginx)")
+    environ = {
+        "OMSERVER_DAEMON_ADDRESS": f"127.0.0.1:{free_port()}",
+        "OMSERVER_UWSGI_PROCESSES": "2",
+    }
+    with running_stack(tmp_path_factory.mktemp("stack"), test_database_url, environ) as running:
+        yield running

@@ -31,8 +31,7 @@ CHANGELISTS = [
 @pytest.fixture
 def alice(client: Client) -> Client:
     """Alice is a superuser operator."""
-    User.objects.create_superuser("alice", password="alice-password-1")
-    client.login(username="alice", password="alice-password-1")
+    client.force_login(User.objects.create_superuser("alice", password="alice-password-1"))
     return client
 
 

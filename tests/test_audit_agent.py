@@ -22,6 +22,8 @@ from omserver.config import BASE_DIR
 from omserverweb.audit import tokens
 from omserverweb.audit.models import CommandEvent
 from omserverweb.audit.services import verify_events
+from omserverweb.inventory.models import Server
+from tests.conftest import logged_in
 from tests.lab.procs import port_open, spawn, stop, wait_for
 
 pytestmark = pytest.mark.ssh
@@ -48,11 +50,11 @@ class Web:
         argv += ["--processes", "1", "--module", "omserverweb.wsgi:application"]
         argv += ["--chdir", str(BASE_DIR), "--die-on-term", "--need-app", "--lazy-apps"]
         self.proc = spawn(argv, self.root / "uwsgi.log", env=self.env)
-        wait_for(lambda: port_open("127.0.0.1", self.port), 30, "uWSGI")
+        wait_for(lambda: port_open("127.0.0.1", self.port), 120, "uWSGI")
 
     def stop(self) -> None:
         stop(self.proc)
-        wait_for(lambda: not port_open("127.0.0.1", self.port), 10, "uWSGI stopped")
+        wait_for(lambda: not port_open("127.0.0.1", self.port), 120, "uWSGI stopped")
 
 
 @dataclass
@@ -86,7 +88,7 @@ def agent(tmp_path, web, inventory) -> Iterator[Agent]:
         [sys.executable, str(AGENT / "omserver-audit-ship"), "--config", str(config), "run"],
         tmp_path / "shipper.log",
     )
-    wait_for(lambda: (spool / "incoming").is_dir(), 10, "shipper spool")
+    wait_for(lambda: (spool / "incoming").is_dir(), 120, "shipper spool")
     rc = tmp_path / "bashrc"
     rc.write_text(
         f"HISTFILE={tmp_path / 'history'}\n"
@@ -132,7 +134,7 @@ COMMANDS = ["id -un", "cd /tmp", "echo 'quoted; $HOME' | wc -c", "echo 'quoted; 
 
 def test_a_bash_session_over_ssh_reaches_the_database(ssh_lab, agent) -> None:
     ssh_session(ssh_lab, agent.rc, COMMANDS)
-    wait_for(lambda: len(stored_commands()) >= len(COMMANDS), 20, "events in the database")
+    wait_for(lambda: len(stored_commands()) >= len(COMMANDS), 120, "events in the database")
     assert stored_commands() == COMMANDS
     events = list(CommandEvent.objects.order_by("seq"))
     assert {(e.host, e.user) for e in events} == {("bbs-01", "root")}
@@ -143,15 +145,15 @@ def test_a_bash_session_over_ssh_reaches_the_database(ssh_lab, agent) -> None:
 
 def test_an_outage_of_the_server_loses_nothing_and_doubles_nothing(ssh_lab, agent, web) -> None:
     ssh_session(ssh_lab, agent.rc, ["echo before"])
-    wait_for(lambda: stored_commands() == ["echo before"], 20, "first event")
+    wait_for(lambda: stored_commands() == ["echo before"], 120, "first event")
     web.stop()
     during = [f"echo during {n}" for n in range(30)]
     ssh_session(ssh_lab, agent.rc, during[:15])
     ssh_session(ssh_lab, agent.rc, during[15:])
     pending = agent.spool / "pending"
-    wait_for(lambda: len(list(pending.iterdir())) == 30, 20, "events spooled while down")
+    wait_for(lambda: len(list(pending.iterdir())) == 30, 120, "events spooled while down")
     web.start()
-    wait_for(lambda: not any(pending.iterdir()), 30, "spool drained")
+    wait_for(lambda: not any(pending.iterdir()), 120, "spool drained")
     assert stored_commands() == ["echo before", *during]
     seqs = list(CommandEvent.objects.values_list("seq", flat=True))
     assert len(seqs) == len(set(seqs)) == 31
@@ -233,3 +235,46 @@ def test_a_refused_event_and_a_stray_file_leave_the_rest_of_the_batch_sent(
     assert stored_commands() == ["echo one", "echo four"]
     assert len(list((shipper.spool / "rejected").iterdir())) == 2
     assert not any((shipper.spool / "pending").iterdir())
+
+
+def test_refused_events_are_shown_and_retried_until_a_fix_on_the_server_lets_them_in(
+    tmp_path, web, inventory, alice
+) -> None:
+    """An agent installed on a host before the host was in the inventory: its category's
+    token does not cover it yet. Its events wait in rejected/, the audit page names the
+    host, and once the host is added the agent's next retry stores them."""
+    clear = tokens.issue("bbs agents", "alice", app_category=inventory.bbs)[1]
+    spool = tmp_path / "spool"
+    config = tmp_path / "agent.conf"
+    config.write_text(
+        "[shipper]\n"
+        f"url = http://127.0.0.1:{web.port}/api/audit/events/\n"
+        f"token = {clear}\nhost = bbs-02\nspool = {spool}\n"
+        "poll = 0.2\nbackoff_max = 0.5\ntimeout = 5\nretry_rejected = 0.5\n"
+    )
+    shipper = spawn(
+        [sys.executable, str(AGENT / "omserver-audit-ship"), "--config", str(config), "run"],
+        tmp_path / "shipper.log",
+    )
+    try:
+        wait_for(lambda: (spool / "incoming").is_dir(), 120, "shipper spool")
+        for n, command in enumerate(["hostname", "uptime"]):
+            written = spool / "incoming" / f".500.{n}"
+            written.write_bytes(f"{time.time()}\x00127.0.0.1\x00/root\x00{command}\x00".encode())
+            written.rename(spool / "incoming" / f"500.{n}.1")
+        rejected = spool / "rejected"
+        wait_for(lambda: len(list(rejected.iterdir())) == 2, 120, "events refused")
+        page = logged_in(alice)
+        wait_for(lambda: page.get("/audit/").context["rejected"], 120, "refusals noted")
+        [row] = page.get("/audit/").context["rejected"]
+        assert (row.host, row.events, row.token) == ("bbs-02", 2, "bbs agents")
+        assert "bbs-02" in page.get("/audit/").content.decode()
+        assert stored_commands() == []
+
+        Server.objects.create(hostname="bbs-02", lan_ip="127.0.2.10", app_category=inventory.bbs)
+        wait_for(lambda: stored_commands() == ["hostname", "uptime"], 120, "retried and stored")
+        wait_for(lambda: not any(rejected.iterdir()), 120, "rejected/ emptied")
+        assert page.get("/audit/").context["rejected"] == []
+        assert verify_events() == []
+    finally:
+        stop(shipper)

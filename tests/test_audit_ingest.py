@@ -116,12 +116,12 @@ def test_a_malformed_batch_gets_400_and_stores_nothing(host_token, body) -> None
     assert not CommandEvent.objects.exists()
 
 
-def test_an_oversize_body_gets_400(host_token) -> None:
+def test_an_oversize_body_gets_413(host_token) -> None:
     body = json.dumps({"events": [event(1, command="x" * 16_000)] * 300})
     assert len(body) > 4 * 1024 * 1024
     response = post(host_token, body)
-    assert response.status_code == 400
-    assert "larger" in response.json()["error"]
+    assert response.status_code == 413
+    assert "larger than 4.0" in response.json()["detail"]
     assert not CommandEvent.objects.exists()
 
 

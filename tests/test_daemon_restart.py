@@ -103,7 +103,7 @@ def test_a_daemon_stopped_mid_job_takes_it_over_after_restart(restartable, how: 
             assert hosts_of(state)[target["hostname"]]["status"] == "ok"
         assert client.wait(queued, LONG, check=False)["status"] == "succeeded"
         log = second.log()
-    assert "BrokenPipeError" not in log and "Traceback" not in log
+    assert "BrokenPipeError" not in log and "Traceback" not in log, log
     assert not journal_path(restartable["data_dir"], running).exists()  # recorded: gone
     assert verify_jobs() is None
 

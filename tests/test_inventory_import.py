@@ -9,13 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
-from omserverweb.inventory.importing.candidates import MAX_BYTES, MAX_ROWS
+from omserverweb.inventory.importing.candidates import MAX_ROWS
 from omserverweb.inventory.importing.csv_source import parse_csv
 from omserverweb.inventory.importing.plan import PlanRow, StalePlanError, apply_plan, plan_import
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
@@ -502,7 +503,7 @@ def test_a_write_conflict_reports_the_new_plan(
 
 
 def test_too_large_an_upload_is_refused(alice: Client) -> None:
-    upload = SimpleUploadedFile("big.csv", b"x" * (MAX_BYTES + 1))
+    upload = SimpleUploadedFile("big.csv", b"x" * (settings.MAX_IMPORT_BYTES + 1))
     response = alice.post(URL, {"source": "csv", "upload": upload})
     assert "The data is larger than 2.0" in response.content.decode()
 

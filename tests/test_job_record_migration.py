@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from omserverweb.audit.chain import GENESIS, JOBS_SCOPE, ensure_heads, link_hash
+from omserverweb.audit.chain import GENESIS, JOBS_SCOPE, ensure_heads, unkeyed_hash
 from omserverweb.audit.jobchain import JOB_FIELDS, verify_jobs
 from omserverweb.audit.models import ChainHead
 from omserverweb.jobs import recorder
@@ -59,13 +59,15 @@ def test_results_recorded_before_steps_become_step_one_and_the_chain_verifies() 
         ],
         1,
     ]
-    digest = link_hash(GENESIS, content)
+    digest = unkeyed_hash(GENESIS, content)
     old_jobs.objects.filter(pk=job.pk).update(chain_pos=1, prev_hash=GENESIS, chain_hash=digest)
     ChainHead.objects.filter(scope=JOBS_SCOPE).update(length=1, last_hash=digest)
 
     migrate()
 
     assert verify_jobs() is None
+    head = ChainHead.objects.get(scope=JOBS_SCOPE)  # the link stays unkeyed, and sealed so
+    assert (head.legacy_length, head.legacy_hash, len(head.seal)) == (1, digest, 64)
     assert Job.objects.get(pk=job.pk).record_format == 1
     [step] = JobStep.objects.filter(job_id=job.pk)
     assert (step.host, step.number, step.status, step.rc, step.stdout, step.duration) == (

@@ -27,7 +27,7 @@ class Browser:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
     def get(self, path: str) -> bytes:
-        with self.opener.open(self.base + path, timeout=10) as response:
+        with self.opener.open(self.base + path, timeout=120) as response:
             return response.read()
 
     def post(self, path: str, data: bytes, content_type: str) -> bytes:
@@ -37,7 +37,7 @@ class Browser:
             data=data,
             headers={"Content-Type": content_type, "X-CSRFToken": csrf},
         )
-        with self.opener.open(request, timeout=30) as response:
+        with self.opener.open(request, timeout=120) as response:
             return response.read()
 
     def log_in(self, username: str, password: str) -> None:
@@ -54,15 +54,15 @@ class Browser:
         return json.loads(self.post(path, json.dumps(body).encode(), "application/json"))
 
 
-def wait_for(url: str, process: subprocess.Popen[str], seconds: float = 120) -> bytes:
+def wait_for(url: str, process: subprocess.Popen[str], seconds: float = 300) -> bytes:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"make run exited early:\n{process.stdout.read()}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=30) as response:
                 return response.read()
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.3)
     raise AssertionError(f"{url} did not answer within {seconds} s")
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from omserver.config import Config, ConfigError
+from omserver.daemon.admission import Limits
 from omserver.daemon.handlers import EngineHandler
 from omserver.daemon.scopes import ScopedHandler, ScopeRecord
 from omserver.daemon.server import PACKET_OVERHEAD, DaemonServer
@@ -46,6 +47,11 @@ def _checked_settings(config: Config) -> tuple[str, int]:
         "daemon.workers",
         "daemon.job_timeout",
         "daemon.max_connections",
+        "daemon.max_connections_per_address",
+        "daemon.max_unauthenticated",
+        "daemon.handshake_timeout",
+        "daemon.frame_timeout",
+        "daemon.idle_timeout",
     ):
         if config[name] <= 0:
             raise ConfigError(f"{config.origin(name)}: must be positive, got {config[name]}")
@@ -86,7 +92,7 @@ def serve(config: Config, recorder: Recorder, scopes: ScopeRecord) -> None:
             host,
             port,
             max_packet_bytes=config["daemon.max_frame_bytes"] + PACKET_OVERHEAD,
-            max_connections=config["daemon.max_connections"],
+            limits=Limits.from_config(config),
         )
     except OSError as exc:
         where = config.origin("daemon.address")

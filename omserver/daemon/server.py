@@ -1,17 +1,20 @@
-"""The rpyc server, hardened: one exposed call, bounded packets, no pickle, no tracebacks."""
+"""The rpyc server, hardened: one exposed call, bounded packets, no pickle, no tracebacks,
+and admission control on every connection (:mod:`omserver.daemon.admission`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
-from typing import Any
+import threading
 
 from rpyc.core import SocketStream
 from rpyc.utils.helpers import classpartial
 from rpyc.utils.server import ThreadedServer
 
+from omserver.daemon.admission import Admission, Guest, Limits, WatchedChannel
 from omserver.daemon.service import DaemonService, Gate
-from omserver.protocol.channel import PROTOCOL_CONFIG, BoundedChannel
+from omserver.protocol.channel import PROTOCOL_CONFIG
 
 log = logging.getLogger("omserver.server")
 
@@ -21,18 +24,15 @@ PACKET_OVERHEAD = 64 * 1024
 
 
 class DaemonServer(ThreadedServer):
-    """A thread per connection, at most ``max_connections`` of them, TCP_NODELAY on
-    each, packets capped at ``max_packet_bytes``.
-
-    The cap counts connections before any frame is checked: without it, anyone who
-    can reach the port could open connections until the daemon runs out of threads.
-    """
+    """A thread per admitted connection, TCP_NODELAY on each, packets capped at
+    ``max_packet_bytes``; a watchdog thread closes the connections past a deadline."""
 
     def __init__(
-        self, gate: Gate, host: str, port: int, *, max_packet_bytes: int, max_connections: int
+        self, gate: Gate, host: str, port: int, *, max_packet_bytes: int, limits: Limits
     ) -> None:
+        self.admission = Admission(limits)
         super().__init__(
-            classpartial(DaemonService, gate),  # one service object per connection
+            classpartial(DaemonService, gate, self.admission),  # one per connection
             hostname=host,
             port=port,
             # The daemon never calls into its peers; this only bounds rpyc's goodbye
@@ -41,37 +41,47 @@ class DaemonServer(ThreadedServer):
             logger=logging.getLogger("omserver.rpyc"),
         )
         self.max_packet_bytes = max_packet_bytes
-        self.max_connections = max_connections
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        watchdog = threading.Thread(
+            target=self.admission.watch, args=(self._stopped,), name="admission", daemon=True
+        )
+        watchdog.start()
+        try:
+            super().start()
+        finally:
+            self._stopped.set()
 
     def _accept_method(self, sock: socket.socket) -> None:
-        if len(self.clients) > self.max_connections:  # rpyc added this one already
+        guest = self.admission.admit(sock)
+        if guest is None:
             self.clients.discard(sock)
-            peer = ":".join(map(str, sock.getpeername()[:2]))
-            log.warning(
-                "refused a connection from %s: %d open already (daemon.max_connections)",
-                peer,
-                self.max_connections,
-            )
             sock.close()
             return
         # Without it every answer waits ~40 ms for the peer's delayed ACK.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super()._accept_method(sock)
+        threading.Thread(target=self._serve_guest, args=(guest,), daemon=True).start()
 
-    def _serve_client(self, sock: socket.socket, credentials: Any) -> None:
-        """rpyc's own, with a bounded channel instead of ``Channel``."""
-        host, port = sock.getpeername()[:2]
-        config = dict(
-            self.protocol_config,
-            credentials=credentials,
-            endpoints=(sock.getsockname(), (host, port)),
-            logger=self.logger,
-        )
-        channel = BoundedChannel(SocketStream(sock), self.max_packet_bytes, f"{host}:{port}")
-        log.debug("serving the connection from %s:%s", host, port)
+    def _serve_guest(self, guest: Guest) -> None:
+        """rpyc's own serving, with a watched, bounded channel instead of ``Channel``."""
+        sock = guest.sock
+        log.debug("serving the connection from %s", guest.peer)
         try:
+            config = dict(
+                self.protocol_config,
+                credentials=guest,  # the service tells it which client the frames are from
+                endpoints=(sock.getsockname(), sock.getpeername()),
+                logger=self.logger,
+            )
+            channel = WatchedChannel(SocketStream(sock), self.max_packet_bytes, guest)
             self._handle_connection(self.service._connect(channel, config))
         except Exception as exc:  # garbage at the rpyc layer ends that connection only
-            log.warning("closed the connection from %s:%s: %r", host, port, exc)
+            log.warning("closed the connection from %s: %r", guest.peer, exc)
         finally:
-            log.debug("done with the connection from %s:%s", host, port)
+            self.admission.leave(guest)  # first: the watchdog must not shut a closed socket
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+            self.clients.discard(sock)
+            log.debug("done with the connection from %s", guest.peer)

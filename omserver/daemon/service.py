@@ -21,12 +21,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from importlib.metadata import version
 from typing import Any, Protocol
 
 import rpyc
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from omserver.daemon.admission import Admission
 from omserver.protocol import wire
 from omserver.protocol.operations import OPERATIONS, OperationError, arguments
 from omserver.protocol.replay import ReplayCache
@@ -119,8 +121,11 @@ class Gate:
         self.replay = replay or ReplayCache(clock_skew, not_before=clock())
         self.clock = clock
 
-    def exchange(self, frame: object, peer: str) -> bytes:
-        """Answer one frame; never raises."""
+    def exchange(
+        self, frame: object, peer: str, admitted: Callable[[str], None] = lambda client: None
+    ) -> bytes:
+        """Answer one frame; never raises. ``admitted`` hears the client id of a frame
+        that passed every check, before its operation runs."""
         client = "?"
         try:
             if type(frame) is not bytes:  # a netref would call back into the peer
@@ -136,14 +141,16 @@ class Gate:
         except wire.FrameError as exc:
             _refused(peer, client, exc)
             return wire.refusal()
-        payload = self._answer(sealed, plain, peer)
+        payload = self._answer(sealed, plain, peer, admitted)
         try:
             return wire.seal_answer(client, cipher, sealed.nonce, payload)
         except (TypeError, ValueError):
             log.exception("the answer to %s is not JSON", client)
             return wire.seal_answer(client, cipher, sealed.nonce, _error("internal", _INTERNAL))
 
-    def _answer(self, sealed: wire.Sealed, plain: bytes, peer: str) -> dict[str, Any]:
+    def _answer(
+        self, sealed: wire.Sealed, plain: bytes, peer: str, admitted: Callable[[str], None]
+    ) -> dict[str, Any]:
         client = sealed.client
         try:
             request = wire.parse_request(sealed, plain)
@@ -153,6 +160,7 @@ class Gate:
         except wire.FrameError as exc:
             _refused(peer, client, exc)
             return _error(exc.code, exc.message)
+        admitted(client)
         try:
             result = self._dispatch(request)
         except OperationError as exc:
@@ -186,18 +194,24 @@ def _error(code: str, message: str, field: str | None = None) -> dict[str, Any]:
 
 
 class DaemonService(rpyc.Service):
-    """Exactly one reachable attribute: ``exchange(frame: bytes) -> bytes``."""
+    """Exactly one reachable attribute: ``exchange(frame: bytes) -> bytes``.
 
-    def __init__(self, gate: Gate) -> None:
+    The server hands each connection's ``Guest`` in as rpyc's ``credentials``: the
+    first frame that passes the gate authenticates the connection in ``admission``.
+    """
+
+    def __init__(self, gate: Gate, admission: Admission) -> None:
         self._gate = gate
+        self._admission = admission
         self._peer = "?"
 
     def on_connect(self, conn: rpyc.Connection) -> None:
         host, port = conn._config["endpoints"][1][:2]
         self._peer = f"{host}:{port}"
+        self._admitted = partial(self._admission.authenticated, conn._config["credentials"])
 
     def exposed_exchange(self, frame: object) -> bytes:
-        return self._gate.exchange(frame, self._peer)
+        return self._gate.exchange(frame, self._peer, self._admitted)
 
     def _rpyc_getattr(self, name: str) -> Any:
         if name == "exchange":

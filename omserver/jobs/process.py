@@ -176,7 +176,7 @@ def main(conn: Connection, config: Config) -> None:
         while True:
             try:
                 job: JobOrder = conn.recv()
-            except EOFError:  # the daemon no longer needs this process
+            except (EOFError, ConnectionResetError):  # the daemon is done with us, or died
                 return
             handler.secrets = job.secrets
             backend = backend or make_backend(config)

@@ -45,8 +45,7 @@ class BoundedChannel(Channel):
         self.peer = peer
 
     def recv(self) -> bytes:
-        header = self.stream.read(self.FRAME_HEADER.size)
-        length, compressed = self.FRAME_HEADER.unpack(header)
+        length, compressed = self.FRAME_HEADER.unpack(self._header())
         if length > self.limit:
             self._drop(f"a packet of {length} bytes > {self.limit}")
         data = self.stream.read(length + len(self.FLUSHER))[: -len(self.FLUSHER)]
@@ -59,6 +58,9 @@ class BoundedChannel(Channel):
             if inflater.unconsumed_tail:
                 self._drop(f"a packet inflating beyond {self.limit} bytes")
         return data
+
+    def _header(self) -> bytes:
+        return self.stream.read(self.FRAME_HEADER.size)
 
     def _drop(self, what: str) -> None:
         log.warning("refused %s from %s; connection closed", what, self.peer)

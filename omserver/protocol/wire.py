@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from omserver.protocol.limits import MAX_DEPTH, nesting_depth, too_deep
+
 MAGIC = b"OM"
 VERSION = 1
 KIND_REQUEST = ord("Q")
@@ -145,8 +147,20 @@ def _dumps(value: Any) -> bytes:
 def _loads(data: bytes) -> Any:
     try:
         return _DECODER.decode(data.decode())
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
         raise FrameError("malformed", "the body is not valid JSON") from exc
+    except RecursionError:  # the decoder's own stack ran out, far beyond MAX_DEPTH
+        raise FrameError("invalid_request", too_deep()) from None
+
+
+def _loads_request(data: bytes) -> Any:
+    """``_loads`` with nesting bounded at ``MAX_DEPTH``: too deep is a request the
+    client can fix, so it gets an ``invalid_request`` answer naming the limit."""
+    value = _loads(data)
+    # Each level takes two bytes at least ("[]"): a short request cannot be too deep.
+    if len(data) > 2 * MAX_DEPTH and nesting_depth(value) > MAX_DEPTH:
+        raise FrameError("invalid_request", too_deep())
+    return value
 
 
 # -- requests -----------------------------------------------------------------------
@@ -176,8 +190,9 @@ def decrypt(sealed: Sealed, cipher: AESGCM) -> bytes:
 
 
 def parse_request(sealed: Sealed, plain: bytes) -> Request:
-    """The request inside an authenticated frame; ``FrameError("malformed")`` if it is not one."""
-    data = _loads(plain)
+    """The request inside an authenticated frame; ``FrameError("malformed")`` if it is not
+    one, ``FrameError("invalid_request")`` if it nests deeper than ``MAX_DEPTH``."""
+    data = _loads_request(plain)
     if not isinstance(data, dict) or data.keys() != REQUEST_FIELDS:
         raise FrameError("malformed", f"a request has exactly the fields {sorted(REQUEST_FIELDS)}")
     ts, op, body = data["ts"], data["op"], data["body"]

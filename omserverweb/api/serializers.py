@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
+from omserverweb.access.services import NotPermittedError, usable_module, usable_servers
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 from omserverweb.jobs.models import (
     JOB_STATUS_CHOICES,
@@ -141,9 +144,12 @@ class RolloutSerializer(serializers.Serializer):
 
 
 class RunRequestSerializer(serializers.Serializer):
-    """What a caller sends to run a module: servers by id or hostname."""
+    """What a caller sends to run a module: servers by id or hostname.
 
-    module = serializers.PrimaryKeyRelatedField(queryset=ModuleDefinition.objects.all())
+    Needs the caller as ``context["user"]``: only what their grants cover is found.
+    """
+
+    module = serializers.IntegerField(help_text="the module's id")
     servers = serializers.ListField(
         child=serializers.CharField(max_length=253), min_length=1, max_length=5000
     )
@@ -151,17 +157,18 @@ class RunRequestSerializer(serializers.Serializer):
     timeout = serializers.FloatField(min_value=1, max_value=86400, required=False)
     rollout = RolloutSerializer(required=False)
 
-    def validate_servers(self, value: list[str]) -> list[Server]:
-        ids = [int(v) for v in value if v.isdigit()]
-        names = [v for v in value if not v.isdigit()]
-        found = list(Server.objects.filter(pk__in=ids)) + list(
-            Server.objects.filter(hostname__in=names)
-        )
-        known = {str(s.pk) for s in found} | {s.hostname for s in found}
-        missing = [v for v in value if v not in known]
-        if missing:
-            raise serializers.ValidationError(f"unknown servers: {', '.join(missing)}")
-        return list({s.pk: s for s in found}.values())
+    def validate_module(self, value: int) -> ModuleDefinition:
+        try:
+            return usable_module(self.context["user"], value)
+        except NotPermittedError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            servers = usable_servers(self.context["user"], attrs["module"], attrs["servers"])
+        except NotPermittedError as exc:
+            raise serializers.ValidationError({"servers": [str(exc)]}) from exc
+        return {**attrs, "servers": servers}
 
 
 class RerunSerializer(serializers.Serializer):

@@ -15,7 +15,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from omserver.vocabulary import ACTIVE_STATUSES, HostStatus
-from omserverweb.access.services import visible_categories, visible_modules
+from omserverweb.access.services import (
+    NotPermittedError,
+    listed_modules,
+    usable_module,
+    usable_servers,
+    visible_categories,
+    visible_functions,
+    visible_servers,
+)
 from omserverweb.api import serializers as s
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 from omserverweb.jobs import services
@@ -54,10 +62,7 @@ class FunctionCategoryViewSet(viewsets.ModelViewSet):
     queryset = FunctionCategory.objects.none()  # for the permission class' model lookup
 
     def get_queryset(self) -> QuerySet[FunctionCategory]:
-        if self.request.user.is_superuser:
-            return FunctionCategory.objects.all()
-        functions = [c.function_id for c in visible_categories(self.request.user)]
-        return FunctionCategory.objects.filter(pk__in=functions)
+        return visible_functions(self.request.user)
 
 
 class AppCategoryViewSet(viewsets.ModelViewSet):
@@ -75,7 +80,7 @@ class ServerViewSet(viewsets.ModelViewSet):
     queryset = Server.objects.none()
 
     def get_queryset(self) -> QuerySet[Server]:
-        servers = Server.objects.filter(app_category__in=visible_categories(self.request.user))
+        servers = visible_servers(self.request.user)
         category = self.request.query_params.get("app_category")
         if category and category.isdigit():
             servers = servers.filter(app_category_id=category)
@@ -88,9 +93,7 @@ class ModuleViewSet(viewsets.ModelViewSet):
     queryset = ModuleDefinition.objects.none()
 
     def get_queryset(self) -> QuerySet[ModuleDefinition]:
-        if self.request.user.has_perm("modules.change_moduledefinition"):
-            return ModuleDefinition.objects.all()
-        return visible_modules(self.request.user)
+        return listed_modules(self.request.user)
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -99,7 +102,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     permission_classes = [permissions.IsAuthenticated]
 
     def get_queryset(self) -> QuerySet[Job]:
-        filters = JobFilterForm(self.request.query_params)
+        filters = JobFilterForm(self.request.query_params, user=self.request.user)
         if not filters.is_valid():
             raise ValidationError(filters.errors)
         return filters.apply(visible_jobs(self.request.user))
@@ -113,7 +116,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(request=s.RunRequestSerializer, responses={201: s.JobSerializer})
     def create(self, request: Request) -> Response:
-        run = s.RunRequestSerializer(data=request.data)
+        run = s.RunRequestSerializer(data=request.data, context={"user": request.user})
         run.is_valid(raise_exception=True)
         data = run.validated_data
         job = _start(
@@ -153,15 +156,20 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         unknown = sorted(set(hosts) - set(job.targets))
         if unknown:
             raise ValidationError({"hosts": f"not targets of job {job.pk}: {', '.join(unknown)}"})
-        servers = list(Server.objects.filter(hostname__in=hosts))
-        gone = sorted(set(hosts) - {server.hostname for server in servers})
-        if gone:
-            raise ValidationError({"hosts": f"no longer in the inventory: {', '.join(gone)}"})
+        # A module or host revoked, disabled or gone since is told like an unknown one.
+        try:
+            module = usable_module(request.user, job.module_id)
+        except NotPermittedError as exc:
+            raise ValidationError({"module": [str(exc)]}) from exc
+        try:
+            servers = usable_servers(request.user, module, hosts)
+        except NotPermittedError as exc:
+            raise ValidationError({"hosts": [str(exc)]}) from exc
         try:
             params = services.rerun_params(job, body.validated_data["params"])
         except services.JobRequestError as exc:
             raise ValidationError({exc.field: [str(exc)]}) from exc
-        new = _start(request, job.module, servers, params, job.timeout, job.rollout)
+        new = _start(request, module, servers, params, job.timeout, job.rollout)
         return Response(s.JobSerializer(new).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -16,17 +16,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from omserverweb.audit.chain import (
-    ensure_heads,
-    event_content,
-    host_scope,
-    link_hash,
-    locked_heads,
-)
+from omserverweb import request_limits
+from omserverweb.audit import rejections
+from omserverweb.audit.chain import ensure_heads, event_content, host_scope, locked_heads, sign
+from omserverweb.audit.chainkeys import keyring
 from omserverweb.audit.models import ChainHead, CommandEvent
 from omserverweb.audit.tokens import TokenCoverage
 
-MAX_BODY = 4 * 1024 * 1024
 MAX_EVENTS = 1000
 MAX_COMMAND = 16_384
 FIELDS = {"host": 253, "user": 64, "source": 255, "cwd": 1024}
@@ -37,7 +33,16 @@ MAX_SEQ = 2**63 - 1
 
 
 class BatchError(ValueError):
-    """The batch is refused; the message says why (and which event)."""
+    """The batch is refused; the message says why (and which event).
+
+    ``event`` is the refused event's (host, seq) when it states them well-formed,
+    ``reason`` the message without the event's place in the batch.
+    """
+
+    def __init__(self, message: str, event: tuple[str, int] | None = None, reason: str = ""):
+        super().__init__(message)
+        self.event = event
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -51,15 +56,16 @@ class Stored:
 
 
 def parse(body: bytes, coverage: TokenCoverage) -> list[dict[str, Any]]:
-    """Events from a request body, each checked; raises BatchError for the first fault."""
-    if len(body) > MAX_BODY:
-        raise BatchError(f"batch larger than {MAX_BODY} bytes")
+    """Events from a request body, each checked; raises BatchError for the first fault.
+
+    The body's size was checked before (``audit.max_batch_bytes``, a 413).
+    """
     try:
-        data = json.loads(body)
+        data = request_limits.loads(body)
+    except request_limits.BodyError as exc:
+        raise BatchError(str(exc)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BatchError(f"not JSON: {exc}") from None
-    except RecursionError:
-        raise BatchError("not JSON this server reads: nested too deeply") from None
     events = data.get("events") if isinstance(data, dict) else None
     if not isinstance(events, list) or not events:
         raise BatchError('expected {"events": [ … ]} with at least one event')
@@ -69,9 +75,17 @@ def parse(body: bytes, coverage: TokenCoverage) -> list[dict[str, Any]]:
     return [_event(i, raw, coverage, latest) for i, raw in enumerate(events)]
 
 
+def _named(raw: Any) -> tuple[str, int] | None:
+    """The (host, seq) an event states, if both are well-formed."""
+    host, seq = (raw.get("host"), raw.get("seq")) if isinstance(raw, dict) else (None, None)
+    if isinstance(host, str) and 0 < len(host) <= FIELDS["host"] and type(seq) is int:
+        return (host, seq) if 0 < seq <= MAX_SEQ else None
+    return None
+
+
 def _event(index: int, raw: Any, coverage: TokenCoverage, latest: datetime) -> dict[str, Any]:
     def fault(message: str) -> BatchError:
-        return BatchError(f"events[{index}]: {message}")
+        return BatchError(f"events[{index}]: {message}", _named(raw), message)
 
     if not isinstance(raw, dict):
         raise fault("not an object")
@@ -122,11 +136,14 @@ def store(events: list[dict[str, Any]]) -> Stored:
         by_host[event["host"]].setdefault(event["seq"], event)  # first copy of a repeated seq
     ensure_heads(host_scope(h) for h in by_host)
     with transaction.atomic():
-        return _store(by_host, len(events))
+        stored = _store(by_host, len(events))
+    rejections.resolve({host: list(batch) for host, batch in by_host.items()})
+    return stored
 
 
 def _store(by_host: dict[str, dict[int, dict[str, Any]]], received: int) -> Stored:
     heads = locked_heads(host_scope(h) for h in by_host)
+    ring = keyring()
     rows: list[CommandEvent] = []
     for host, batch in by_host.items():
         known = set(
@@ -134,14 +151,15 @@ def _store(by_host: dict[str, dict[int, dict[str, Any]]], received: int) -> Stor
                 "seq", flat=True
             )
         )
+
         head = heads[host_scope(host)]
         pos, last = head.length, head.last_hash
         for seq in sorted(batch.keys() - known):
             event = batch[seq]
             pos += 1
             event["chain_pos"] = pos
-            digest = link_hash(last, event_content(event))
-            rows.append(CommandEvent(**event, prev_hash=last, chain_hash=digest))
+            key, digest = sign(ring, last, event_content(event))
+            rows.append(CommandEvent(**event, prev_hash=last, chain_hash=digest, chain_key=key))
             last = digest
         if pos != head.length:
             ChainHead.objects.filter(pk=head.pk).update(length=pos, last_hash=last)

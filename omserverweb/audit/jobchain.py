@@ -8,7 +8,7 @@ from itertools import islice
 from typing import Any
 
 from omserver.vocabulary import ACTIVE_STATUSES
-from omserverweb.audit.chain import JOBS_SCOPE, Problem, verify_chain
+from omserverweb.audit.chain import JOBS_SCOPE, Problem, Row, verify_chain
 from omserverweb.audit.models import ChainHead
 from omserverweb.jobs.models import Job, JobHost, JobStep
 
@@ -93,15 +93,15 @@ def verify_jobs() -> Problem | None:
     return None
 
 
-def _linked_jobs(batch: int = 500) -> Iterator[tuple[int, int, str, str, list[Any]]]:
+def _linked_jobs(batch: int = 500) -> Iterator[Row]:
     """Each linked job as :func:`job_content` sees it, read ``batch`` jobs at a time."""
     linked = (
         Job.objects.filter(chain_pos__isnull=False)
         .order_by("chain_pos")
-        .values_list("id", "chain_pos", "prev_hash", "chain_hash")
+        .values_list("id", "chain_pos", "prev_hash", "chain_hash", "chain_key")
     )
     jobs = linked.iterator(chunk_size=batch)
     while chunk := list(islice(jobs, batch)):
-        contents = _contents([(job_id, pos) for job_id, pos, _, _ in chunk])
-        for (job_id, pos, prev, digest), content in zip(chunk, contents, strict=True):
-            yield job_id, pos, prev, digest, content
+        contents = _contents([(job_id, pos) for job_id, pos, *_ in chunk])
+        for link, content in zip(chunk, contents, strict=True):
+            yield *link, content

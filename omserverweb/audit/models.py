@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from omserverweb.inventory.models import AppCategory, Server
 
 HASH_LENGTH = 64  # sha256, hex
+KEY_ID_LENGTH = 16  # chainkeys.key_id
 
 
 class CommandEvent(models.Model):
@@ -28,6 +29,8 @@ class CommandEvent(models.Model):
     chain_pos = models.PositiveBigIntegerField(_("chain position"), null=True, blank=True)
     prev_hash = models.CharField(_("previous hash"), max_length=HASH_LENGTH, blank=True)
     chain_hash = models.CharField(_("hash"), max_length=HASH_LENGTH, blank=True)
+    # The chain key the hash is an HMAC under; empty for a link made before the keys.
+    chain_key = models.CharField(_("chain key"), max_length=KEY_ID_LENGTH, blank=True)
 
     class Meta:
         ordering = ["-event_time", "-id"]
@@ -53,7 +56,10 @@ class ChainHead(models.Model):
     Writers lock this row, so links are made one at a time per chain even with
     several web workers or daemons on one database. ``anchor_hash`` is the
     ``prev_hash`` the first kept record must carry: the genesis value, or the
-    hash of the last record retention pruned.
+    hash of the last record retention pruned. ``legacy_length`` links (ending
+    with ``legacy_hash``) were made before the chain keys, unkeyed. ``seal`` (an
+    HMAC under key ``seal_key``) vouches for the anchor and the legacy part; a
+    head without one has neither.
     """
 
     scope = models.CharField(_("chain"), max_length=300, unique=True)
@@ -61,6 +67,10 @@ class ChainHead(models.Model):
     last_hash = models.CharField(_("last hash"), max_length=HASH_LENGTH)
     anchor_pos = models.PositiveBigIntegerField(_("first kept position"), default=1)
     anchor_hash = models.CharField(_("anchor hash"), max_length=HASH_LENGTH)
+    legacy_length = models.PositiveBigIntegerField(_("unkeyed links"), default=0)
+    legacy_hash = models.CharField(_("last unkeyed hash"), max_length=HASH_LENGTH, blank=True)
+    seal = models.CharField(_("seal"), max_length=HASH_LENGTH, blank=True)
+    seal_key = models.CharField(_("seal key"), max_length=KEY_ID_LENGTH, blank=True)
 
     class Meta:
         verbose_name = _("chain head")
@@ -142,3 +152,33 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RejectedEvent(models.Model):
+    """An event a host sent that ingest refused, so that the console shows it.
+
+    Its agent keeps it and sends it again now and then; once a resend is stored
+    (the cause fixed on the server: the token's coverage, the inventory, the
+    clock) the row goes.
+    """
+
+    host = models.CharField(_("host"), max_length=253)
+    seq = models.PositiveBigIntegerField(_("sequence number"))
+    token = models.ForeignKey(
+        IngestToken, on_delete=models.CASCADE, related_name="+", verbose_name=_("ingest token")
+    )
+    reason = models.CharField(_("reason"), max_length=500)
+    first_at = models.DateTimeField(_("first refused"), auto_now_add=True)
+    last_at = models.DateTimeField(_("last refused"))
+    attempts = models.PositiveIntegerField(_("attempts"), default=1)
+
+    class Meta:
+        ordering = ["host", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "seq"], name="uniq_rejected_host_seq"),
+        ]
+        verbose_name = _("rejected event")
+        verbose_name_plural = _("rejected events")
+
+    def __str__(self) -> str:
+        return f"{self.host} #{self.seq}: {self.reason}"

@@ -132,10 +132,10 @@ def verify_events(hosts: Iterable[str] | None = None) -> list[Problem]:
     for host in sorted(hosts):
         scope = host_scope(host)
         rows = (
-            (r[0], r[1], r[2], r[3], list(r[4:]))
+            (*r[:5], list(r[5:]))
             for r in CommandEvent.objects.filter(host=host)
             .order_by("chain_pos")
-            .values_list("id", "chain_pos", "prev_hash", "chain_hash", *EVENT_FIELDS)
+            .values_list("id", "chain_pos", "prev_hash", "chain_hash", "chain_key", *EVENT_FIELDS)
             .iterator(chunk_size=2000)
         )
         problem = verify_chain(ChainHead.objects.filter(scope=scope).first(), scope, rows)

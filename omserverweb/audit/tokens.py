@@ -56,6 +56,7 @@ class TokenCoverage:
     """What a valid token covers: the host names it may report commands for."""
 
     hosts: frozenset[str]
+    token_id: int | None = None  # the token's row, to note what it sent that was refused
 
 
 _cache: dict[str, tuple[float, TokenCoverage | None]] = {}
@@ -88,4 +89,4 @@ def _lookup(key: str) -> TokenCoverage | None:
     servers = Server.objects.filter(
         Q(pk=token.server_id) if token.server_id else Q(app_category_id=token.app_category_id)
     )
-    return TokenCoverage(frozenset(servers.values_list("hostname", flat=True)))
+    return TokenCoverage(frozenset(servers.values_list("hostname", flat=True)), token.pk)

@@ -19,7 +19,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from omserverweb.audit import forms, ingest, services, tokens
+from omserverweb import request_limits
+from omserverweb.audit import forms, ingest, rejections, services, tokens
 from omserverweb.audit.models import AlertRule, CommandEvent, IngestToken
 from omserverweb.inventory.models import AppCategory, Server
 
@@ -29,6 +30,7 @@ VIEW = "audit.view_commandevent"
 LIVE_LIMIT = 200
 
 
+@request_limits.allow_body(request_limits.audit_batch_bytes)
 @csrf_exempt
 @require_POST
 def ingest_events(request: HttpRequest) -> HttpResponse:
@@ -39,8 +41,9 @@ def ingest_events(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Bearer realm="omserver-audit"'
         return response
     try:
-        events = ingest.parse(request.read(ingest.MAX_BODY + 1), coverage)
+        events = ingest.parse(request.body, coverage)
     except ingest.BatchError as exc:
+        rejections.record(coverage, exc)
         return JsonResponse({"error": str(exc)}, status=400)
     stored = ingest.store(events)
     return JsonResponse(
@@ -93,6 +96,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "selected": selected,
             "query": query.urlencode(),
             "tail_from": services.settled_id(),
+            "rejected": rejections.by_host(),
         },
     )
 

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from omserver.sdk import SchemaError, check_schema
 from omserver.vocabulary import BACKENDS
+from omserverweb import request_limits
 from omserverweb.modules.models import ModuleDefinition
 
 
@@ -19,6 +20,7 @@ class ModuleForm(forms.ModelForm):
         model = ModuleDefinition
         fields = ["id", "name", "caption", "backends", "params_schema", "enabled"]
         widgets = {"params_schema": forms.Textarea(attrs={"rows": 12, "class": "mono"})}
+        field_classes = {"params_schema": request_limits.JSONField}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -13,10 +13,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
 from omserver.vocabulary import JobStatus
-from omserverweb.access.services import visible_categories, visible_modules
+from omserverweb.access.services import (
+    listed_modules,
+    runnable_modules,
+    visible_categories,
+    visible_servers,
+)
 from omserverweb.console import forms, skeleton
 from omserverweb.console.daemon_status import module_load_status, zone_overview
-from omserverweb.inventory.models import Server
 from omserverweb.jobs.filters import JobFilterForm
 from omserverweb.jobs.queries import visible_jobs
 from omserverweb.modules.models import ModuleDefinition
@@ -28,7 +32,7 @@ log = logging.getLogger("omserverweb.console")
 @require_GET
 def console(request: HttpRequest) -> HttpResponse:
     categories = list(visible_categories(request.user))
-    servers = Server.objects.filter(app_category__in=categories).order_by("hostname")
+    servers = visible_servers(request.user).order_by("hostname")
     tree: dict[str, dict] = {}
     for category in categories:
         function = tree.setdefault(
@@ -49,7 +53,7 @@ def console(request: HttpRequest) -> HttpResponse:
         "tree": [{"name": f["name"], "apps": list(f["apps"].values())} for f in tree.values()],
         "modules": [
             {"id": m.pk, "name": m.name, "caption": m.caption, "params": m.params_schema}
-            for m in visible_modules(request.user)
+            for m in runnable_modules(request.user)
         ],
         "confirmAbove": settings.CONFIG["web.confirm_above_hosts"],
     }
@@ -59,7 +63,7 @@ def console(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
-    form = JobFilterForm(request.GET or None)
+    form = JobFilterForm(request.GET or None, user=request.user)
     jobs = visible_jobs(request.user)
     if form.is_valid():
         jobs = form.apply(jobs)
@@ -83,11 +87,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def module_list(request: HttpRequest) -> HttpResponse:
-    modules = ModuleDefinition.objects.all()
-    if not request.user.has_perm("modules.change_moduledefinition"):
-        modules = visible_modules(request.user)
     status = module_load_status()
-    rows = [(m, status.for_module(m.pk)) for m in modules]
+    rows = [(m, status.for_module(m.pk)) for m in listed_modules(request.user)]
     return render(
         request,
         "console/module_list.html",

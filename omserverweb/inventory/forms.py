@@ -12,11 +12,12 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from omserverweb.inventory.importing.ansible_inventory import parse_ansible
-from omserverweb.inventory.importing.candidates import MAX_BYTES, Candidate, SourceError
+from omserverweb.inventory.importing.candidates import Candidate, SourceError
 from omserverweb.inventory.importing.csv_source import parse_csv
 from omserverweb.inventory.importing.plan import Plan
 from omserverweb.inventory.importing.salt_keys import IpNetwork, parse_salt
 from omserverweb.inventory.models import AppCategory
+from omserverweb.request_limits import import_bytes
 
 
 class Source(models.TextChoices):
@@ -92,7 +93,7 @@ class ImportForm(forms.Form):
         data = super().clean()
         data["text"] = _newlines(data.get("upload") or data.get("text", ""))
         data["salt_ips"] = _newlines(data.get("salt_ips_upload") or data.get("salt_ips", ""))
-        if len(data["text"].encode()) + len(data["salt_ips"].encode()) > MAX_BYTES:
+        if len(data["text"].encode()) + len(data["salt_ips"].encode()) > import_bytes():
             raise forms.ValidationError(_too_big())
         if not data["text"].strip():
             self.add_error("text", _("Paste the data or choose a file."))
@@ -128,7 +129,7 @@ class ImportForm(forms.Form):
 def _read_upload(upload: UploadedFile | None) -> str:
     if upload is None:
         return ""
-    if upload.size > MAX_BYTES:
+    if upload.size > import_bytes():
         raise forms.ValidationError(_too_big())
     try:
         return upload.read().decode("utf-8-sig")
@@ -137,7 +138,7 @@ def _read_upload(upload: UploadedFile | None) -> str:
 
 
 def _too_big() -> str:
-    return _("The data is larger than %(limit)s.") % {"limit": filesizeformat(MAX_BYTES)}
+    return _("The data is larger than %(limit)s.") % {"limit": filesizeformat(import_bytes())}
 
 
 def _newlines(text: str) -> str:

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
+from omserverweb import request_limits
 from omserverweb.inventory.forms import ImportForm
 from omserverweb.inventory.importing.plan import Plan, StalePlanError, apply_plan, plan_import
 
@@ -19,6 +20,7 @@ log = logging.getLogger("omserverweb.inventory")
 TEMPLATE = "inventory/import.html"
 
 
+@request_limits.allow_body(request_limits.import_request_bytes)
 @login_required
 @permission_required(("inventory.add_server", "inventory.change_server"), raise_exception=True)
 @require_http_methods(["GET", "POST"])

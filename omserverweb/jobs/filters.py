@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from omserverweb.access.services import User, listed_modules
 from omserverweb.jobs.models import JOB_STATUS_CHOICES, Job
 from omserverweb.modules.models import ModuleDefinition
 
 
 class JobFilterForm(forms.Form):
+    """The filters; its module choices are the modules the user sees listed."""
+
     module = forms.ModelChoiceField(
-        ModuleDefinition.objects.all(), required=False, label=_("module")
+        ModuleDefinition.objects.none(), required=False, label=_("module")
     )
     user = forms.CharField(required=False, max_length=150, label=_("user"))
     status = forms.ChoiceField(
@@ -25,6 +31,10 @@ class JobFilterForm(forms.Form):
     date_to = forms.DateField(
         required=False, label=_("to"), widget=forms.DateInput(attrs={"type": "date"})
     )
+
+    def __init__(self, data: Mapping[str, Any] | None, *, user: User) -> None:
+        super().__init__(data)
+        self.fields["module"].queryset = listed_modules(user)
 
     def apply(self, jobs: QuerySet[Job]) -> QuerySet[Job]:
         data = self.cleaned_data

@@ -40,6 +40,7 @@ class Job(models.Model):
     chain_pos = models.PositiveBigIntegerField(_("chain position"), null=True, blank=True)
     prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
     chain_hash = models.CharField(_("hash"), max_length=64, blank=True)
+    chain_key = models.CharField(_("chain key"), max_length=16, blank=True)  # empty: unkeyed
     # The last sequence number given to a row of this job's hosts, steps or live output;
     # bumped under this row's lock (see recorder._take_seqs).
     last_seq = models.PositiveIntegerField(_("last result sequence"), default=0)

@@ -32,7 +32,8 @@ from django.utils import timezone
 
 from omserver.sdk import HostResult
 from omserver.vocabulary import ACTIVE_STATUSES, HostStatus, JobStatus, final_status
-from omserverweb.audit.chain import JOBS_SCOPE, ensure_heads, link_hash, locked_heads
+from omserverweb.audit.chain import JOBS_SCOPE, ensure_heads, locked_heads, sign
+from omserverweb.audit.chainkeys import keyring
 from omserverweb.audit.jobchain import job_content
 from omserverweb.audit.models import ChainHead
 from omserverweb.inventory.models import Server
@@ -449,8 +450,10 @@ def link_job(job_id: int) -> None:
         return
     _settle(job_id)
     pos = head.length + 1
-    digest = link_hash(head.last_hash, job_content(job_id, pos))
-    Job.objects.filter(pk=job_id).update(chain_pos=pos, prev_hash=head.last_hash, chain_hash=digest)
+    key, digest = sign(keyring(), head.last_hash, job_content(job_id, pos))
+    Job.objects.filter(pk=job_id).update(
+        chain_pos=pos, prev_hash=head.last_hash, chain_hash=digest, chain_key=key
+    )
     ChainHead.objects.filter(pk=head.pk).update(length=pos, last_hash=digest)
 
 

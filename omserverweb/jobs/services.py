@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from omserver import client as daemon
 from omserver.sdk import MASK, ParamError, mask_params, validate_params
 from omserver.vocabulary import ACTIVE_STATUSES, JobStatus
-from omserverweb.access.services import authorize_run
+from omserverweb.access.services import NotPermittedError, authorize_run
 from omserverweb.endpoints import (
     SEND_RETRY_FOR,
     ZONE_TIMEOUT,
@@ -63,14 +63,17 @@ def start_job(
     rollout: dict[str, Any] | None = None,
 ) -> Job:
     """Authorize, validate, record and hand the job to its zones' daemons; its record."""
-    if not module.enabled:
-        raise JobRequestError(f"module {module.pk} is disabled", "module")
     if not servers:
         raise JobRequestError("pick at least one server", "servers")
+    try:  # first: what is said next is only for servers the user may know of
+        authorize_run(user, module, servers)
+    except NotPermittedError as exc:
+        raise JobRequestError(str(exc), "servers") from exc
+    if not module.enabled:
+        raise JobRequestError(f"module {module.pk} is disabled", "module")
     disabled = [s.hostname for s in servers if not s.enabled]
     if disabled:
         raise JobRequestError(f"disabled servers: {', '.join(disabled)}", "servers")
-    authorize_run(user, module, servers)
     try:
         clean = validate_params(module.params_schema, params)
     except ParamError as exc:

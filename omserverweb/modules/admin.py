@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.db import models
 
+from omserverweb import request_limits
 from omserverweb.modules.models import ModuleDefinition
 
 
@@ -10,3 +12,4 @@ class ModuleDefinitionAdmin(admin.ModelAdmin):
     list_filter = ["enabled"]
     search_fields = ["=id", "name", "caption"]
     readonly_fields = ["created_at", "updated_at"]
+    formfield_overrides = {models.JSONField: {"form_class": request_limits.JSONField}}

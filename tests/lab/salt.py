@@ -40,7 +40,7 @@ class SaltLab:
         *,
         gather_job_timeout: int = 2,
         check_after: float = 1.0,
-        ready_timeout: float = 60.0,
+        ready_timeout: float = 240.0,
     ) -> None:
         self.minion_ids = list(minion_ids)
         self.gather_job_timeout = gather_job_timeout
@@ -226,8 +226,10 @@ def _wait_ready(master_config: str, timeout: float, minion_ids: list[str], sync:
 
     def answered() -> bool:
         try:
+            # Generous per-ask waits: on a busy machine a minion that is up may take
+            # seconds to fork the answer, and a 1 s wait would never see it.
             replies = client.cmd(
-                sorted(pending), "test.ping", timeout=1, tgt_type="list", gather_job_timeout=1
+                sorted(pending), "test.ping", timeout=10, tgt_type="list", gather_job_timeout=10
             )
         except Exception:  # the master's sockets may not be up yet
             return False

@@ -13,7 +13,7 @@ DEFAULT_RULES = [
 
 def link_existing(apps, schema_editor):
     """Events stored before the chain existed become its first links."""
-    from omserverweb.audit.chain import event_content, host_scope, link_hash
+    from omserverweb.audit.chain import event_content, host_scope, unkeyed_hash
 
     CommandEvent = apps.get_model("audit", "CommandEvent")
     ChainHead = apps.get_model("audit", "ChainHead")
@@ -36,7 +36,7 @@ def link_existing(apps, schema_editor):
                     "chain_pos",
                 )
             }
-            event.chain_hash = last = link_hash(last, event_content(fields))
+            event.chain_hash = last = unkeyed_hash(last, event_content(fields))
             event.save(update_fields=["chain_pos", "prev_hash", "chain_hash"])
         ChainHead.objects.create(
             scope=host_scope(host), length=pos, last_hash=last, anchor_hash=GENESIS

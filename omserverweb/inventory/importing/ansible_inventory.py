@@ -19,6 +19,7 @@ from omserverweb.inventory.importing.candidates import (
     SourceError,
     check_row_count,
 )
+from omserverweb.request_limits import max_json_depth
 
 if TYPE_CHECKING:
     from ansible.inventory.data import InventoryData
@@ -55,8 +56,7 @@ def _refuse_blowups(text: str) -> None:
             _("The host ranges in this inventory expand to more than %(max)d hosts.")
             % {"max": MAX_ROWS}
         )
-    if _has_yaml_alias(text):
-        raise SourceError(_("YAML aliases (*name) are not accepted here: write the groups out."))
+    _refuse_yaml_shapes(text)
 
 
 def _hosts_in_line(line: str) -> int:
@@ -76,12 +76,27 @@ def _range_size(begin: str, end: str, step: str | None) -> int:
     return max(0, (last - first) // stride + 1) if stride > 0 else 0
 
 
-def _has_yaml_alias(text: str) -> bool:
+def _refuse_yaml_shapes(text: str) -> None:
+    """Refuse YAML aliases, and nesting deeper than ``web.max_json_depth`` (which Ansible's
+    recursive reader would meet as a RecursionError), from the parser's flat event stream."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    limit, depth = max_json_depth(), 0
     try:
-        return any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=loader))
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.AliasEvent):
+                raise SourceError(
+                    _("YAML aliases (*name) are not accepted here: write the groups out.")
+                )
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > limit:
+                    raise SourceError(
+                        _("YAML nested deeper than %(limit)d levels.") % {"limit": limit}
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
     except yaml.YAMLError:
-        return False  # not YAML, so Ansible's YAML plugin will refuse it as well
+        return  # not YAML, so Ansible's YAML plugin will refuse it as well
 
 
 def _read_inventory(text: str) -> InventoryData:

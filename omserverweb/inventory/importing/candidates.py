@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from django.utils.translation import gettext_lazy as _
 
-MAX_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 5000
 
 # Server fields a source gives as text; the hostname is the match key, the category is looked up.

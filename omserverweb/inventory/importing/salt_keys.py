@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Iterator
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from omserverweb import request_limits
 from omserverweb.inventory.importing.candidates import Candidate, SourceError, check_row_count
 
 SPACE = re.compile(r"\s*")
@@ -82,12 +82,11 @@ def _only_document(text: str, what: Promise) -> object:
 
 def _json_documents(text: str, what: Promise) -> Iterator[object]:
     """The JSON documents in ``text``: salt prints one per minion unless given --static."""
-    decoder = json.JSONDecoder()
     position = SPACE.match(text).end()
     while position < len(text):
         try:
-            document, position = decoder.raw_decode(text, position)
-        except (ValueError, RecursionError) as exc:
+            document, position = request_limits.raw_decode(text, position)
+        except ValueError as exc:  # malformed, or nested deeper than the limit
             raise SourceError(
                 _("%(what)s is not valid JSON: %(error)s") % {"what": what, "error": exc}
             ) from None

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from omserver.files import write_private
+from omserverweb.audit.chainkeys import keyring
 from omserverweb.inventory.models import FunctionCategory
 
 DEMO_FIXTURE = settings.BASE_DIR / "sql" / "demo-data.json"
@@ -23,6 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo", action="store_true", help="skip the demo data")
 
     def handle(self, *args, admin: str, no_demo: bool, **options) -> None:
+        keyring()  # the hash chains' keys, made (0600) before the first link
         call_command("migrate", interactive=False, verbosity=0)
         if not no_demo and not FunctionCategory.objects.exists():
             call_command("loaddata", DEMO_FIXTURE, verbosity=0)

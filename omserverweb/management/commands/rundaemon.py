@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 
 from omserver.daemon.serve import serve
 from omserverweb.access import keyscopes
+from omserverweb.audit.chainkeys import keyring
 from omserverweb.jobs import recorder
 
 
@@ -19,4 +20,5 @@ class Command(BaseCommand):
     requires_system_checks = []  # the daemon checks its own settings, naming each
 
     def handle(self, *args, **options) -> None:
+        keyring()  # the job chain's keys: made on first start, a broken file stops it here
         serve(settings.CONFIG, recorder, keyscopes)
