@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from omserver.client import (
 )
 from omserver.config import Config, ConfigError, env_name
 from omserver.protocol.keys import KeyStore, KeyStoreError, key_file
+from omserver.protocol.scope import WEB, Scope, ScopeError, parse_hosts, parse_modules
 
 OK, FAILED, USAGE, DEGRADED = 0, 1, 2, 3
 # Seconds `omserver run` waits out a daemon restart or a database outage before it gives up.
@@ -64,21 +65,63 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_keys_add(config: Config, args: argparse.Namespace) -> int:
     store = KeyStore(key_file(config))
-    key = store.add(args.name)
+    scope = _scope(args, Scope())
+    key = store.add(args.name, scope)
     print(f"{env_name('daemon.client_id')}={args.name}")
     print(f"{env_name('daemon.client_key')}={key}")
     print(f"(shown once; the daemon reads it from {store.path})", file=sys.stderr)
+    print(f"scope: {scope.describe()}", file=sys.stderr)
     return OK
+
+
+def cmd_keys_scope(config: Config, args: argparse.Namespace) -> int:
+    store = KeyStore(key_file(config))
+    current = next((r.scope for r in store.clients() if r.name == args.name), None)
+    if current is None:
+        raise KeyStoreError(f"no client named {args.name!r}")
+    scope = _scope(args, current if current.assigned else Scope())
+    store.set_scope(args.name, scope)
+    print(f"{args.name}: {scope.describe()}")
+    return OK
+
+
+def _scope(args: argparse.Namespace, base: Scope) -> Scope:
+    """``base`` with what the options change; ``--web`` is the web console's whole scope."""
+    changes = {
+        name: value
+        for name, value in (
+            ("modules", args.modules),
+            ("hosts", args.hosts),
+            ("on_behalf", args.on_behalf),
+            ("all_jobs", args.all_jobs),
+        )
+        if value is not None
+    }
+    if args.web:
+        if changes:
+            raise UsageError("--web is the web console's whole scope: give no other option")
+        return WEB
+    try:
+        if "modules" in changes:
+            changes["modules"] = parse_modules(changes["modules"])
+        if "hosts" in changes:
+            changes["hosts"] = parse_hosts(changes["hosts"])
+    except ScopeError as exc:
+        raise UsageError(str(exc)) from exc
+    return replace(base, **changes)
 
 
 def cmd_keys_list(config: Config, args: argparse.Namespace) -> int:
     records = KeyStore(key_file(config)).clients()
     if args.json:
-        print(json.dumps([asdict(r) for r in records]))
+        shown = [
+            {**asdict(r), "scope": r.scope.to_json() if r.scope.assigned else None} for r in records
+        ]
+        print(json.dumps(shown))
         return OK
     for r in records:
         state = f"revoked {r.revoked}" if r.revoked else "active"
-        print(f"{r.name:<24} created {r.created}  {state}")
+        print(f"{r.name:<24} created {r.created}  {state}  {r.scope.describe()}")
     return OK
 
 
@@ -317,10 +360,41 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="manage client keys").add_subparsers(
         dest="keys_command", required=True
     )
-    add = keys.add_parser("add", help="create a client and print its key")
+    scope = argparse.ArgumentParser(add_help=False)
+    scope.add_argument("--modules", help="module ids it may run, comma-separated, or '*'")
+    scope.add_argument(
+        "--hosts",
+        help="inventory hosts it may target, comma-separated: '*', name:PATTERN (or PATTERN), "
+        "app:PATTERN, zone:PATTERN; 'unlisted' for targets outside the inventory",
+    )
+    scope.add_argument(
+        "--on-behalf",
+        action=argparse.BooleanOptionalAction,
+        help="it may name another user as requested_by",
+    )
+    scope.add_argument(
+        "--all-jobs",
+        action=argparse.BooleanOptionalAction,
+        help="it may read, wait on and cancel other clients' jobs",
+    )
+    scope.add_argument(
+        "--web",
+        action="store_true",
+        help="the web console's scope: every module and inventory host, on behalf, all jobs",
+    )
+    add = keys.add_parser(
+        "add",
+        parents=[scope],
+        help="create a client and print its key (it may do nothing its options do not give)",
+    )
     add.add_argument("name")
     add.set_defaults(func=cmd_keys_add)
-    listing = keys.add_parser("list", help="clients, created, revoked (never the keys)")
+    rescope = keys.add_parser(
+        "scope", parents=[scope], help="change what a client's key may do (the rest stays)"
+    )
+    rescope.add_argument("name")
+    rescope.set_defaults(func=cmd_keys_scope)
+    listing = keys.add_parser("list", help="clients, created, revoked, scope (never the keys)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a client's key")

@@ -9,7 +9,8 @@ Every failure is a ``DaemonError``; its subclasses say what to do about it::
     ├── BadAnswer            an answer that fails authentication: not our daemon
     ├── RequestRejected      understood and refused (code, field)
     │   ├── InvalidRequest   ├── InvalidParameters
-    │   ├── UnknownModule    ├── UnknownJob    └── Unavailable
+    │   ├── UnknownModule    ├── UnknownJob    ├── Unavailable
+    │   └── NotPermitted     outside the key's scope (``omserver keys scope``)
     ├── DaemonInternalError  the daemon failed on the request (see its log)
     └── JobFailed            the job ended but not "succeeded" (``state`` attached)
 """
@@ -104,6 +105,10 @@ class Unavailable(RequestRejected):
     pass
 
 
+class NotPermitted(RequestRejected):
+    pass
+
+
 class DaemonInternalError(DaemonError):
     pass
 
@@ -130,6 +135,7 @@ _BY_CODE: dict[str, type[DaemonError]] = {
     "unknown_module": UnknownModule,
     "unknown_job": UnknownJob,
     "unavailable": Unavailable,
+    "not_permitted": NotPermitted,
     "internal": DaemonInternalError,
 }
 

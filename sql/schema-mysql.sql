@@ -123,6 +123,12 @@ ALTER TABLE `access_grant` ADD CONSTRAINT `access_grant_app_category_id_8a55b882
 ALTER TABLE `access_grant` ADD CONSTRAINT `access_grant_group_id_fca507ea_fk_auth_group_id` FOREIGN KEY (`group_id`) REFERENCES `auth_group` (`id`);
 ALTER TABLE `access_grant` ADD CONSTRAINT `access_grant_module_id_6301bcfc_fk_modules_moduledefinition_id` FOREIGN KEY (`module_id`) REFERENCES `modules_moduledefinition` (`id`);
 --
+-- Create model KeyRefusal
+--
+CREATE TABLE `access_keyrefusal` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `created_at` datetime(6) NOT NULL, `client` varchar(100) NOT NULL, `operation` varchar(20) NOT NULL, `reason` longtext NOT NULL);
+CREATE INDEX `access_keyrefusal_created_at_b547630a` ON `access_keyrefusal` (`created_at`);
+CREATE INDEX `access_keyrefusal_client_843fabdb` ON `access_keyrefusal` (`client`);
+--
 -- Create model LogEntry
 --
 CREATE TABLE `django_admin_log` (`id` integer AUTO_INCREMENT NOT NULL PRIMARY KEY, `action_time` datetime(6) NOT NULL, `object_id` longtext NULL, `object_repr` varchar(200) NOT NULL, `action_flag` smallint UNSIGNED NOT NULL CHECK (`action_flag` >= 0), `change_message` longtext NOT NULL, `content_type_id` integer NULL, `user_id` integer NOT NULL);

@@ -12,7 +12,12 @@ from pathlib import Path
 
 from omserver.client import Client, DaemonError
 from omserver.protocol.keys import KeyStore
+from omserver.protocol.scope import ANY, UNLISTED, WEB, Scope
 from tests.lab.procs import free_port, spawn, stop, wait_for
+
+# The lab's tools: any module on any target (the labs' hosts are not in the inventory),
+# for anyone, on any job. The web's key has the web's scope, as deployed.
+LAB_TOOL = Scope(modules=None, hosts=(ANY, UNLISTED), on_behalf=True, all_jobs=True)
 
 
 @dataclass
@@ -24,12 +29,12 @@ class RunningDaemon:
     issued: dict[str, str] = field(default_factory=dict)  # client id -> key
     process: subprocess.Popen | None = None
 
-    def add_client(self, name: str) -> str:
-        """A new key for ``name``, as ``omserver keys add`` makes it."""
-        self.issued[name] = self.keys.add(name)
+    def add_client(self, name: str, scope: Scope = LAB_TOOL) -> str:
+        """A new key for ``name``, as ``omserver keys add`` makes it (a lab tool's scope)."""
+        self.issued[name] = self.keys.add(name, scope)
         return self.issued[name]
 
-    def client(self, name: str = "web") -> Client:
+    def client(self, name: str = "lab") -> Client:
         key = self.issued.get(name) or self.add_client(name)
         return Client(self.address, name, key, timeout=10)
 
@@ -49,7 +54,8 @@ def running_daemon(
     *,
     database_url: str,
 ) -> Iterator[RunningDaemon]:
-    """Start the daemon with its state in ``data_dir`` and a "web" key; stop it after.
+    """Start the daemon with its state in ``data_dir`` and a "web" key (the web's scope:
+    lab targets go through a lab tool's key, ``client()``); stop it after.
 
     ``database_url`` is where it records jobs: the test database (fixture
     ``test_database_url``). ``issued`` hands over the keys a previous daemon on
@@ -78,12 +84,12 @@ def running_daemon(
         dict(issued or {}),
     )
     if "web" not in daemon.issued:
-        daemon.add_client("web")
+        daemon.add_client("web", WEB)
     proc = daemon.process = spawn(
         [sys.executable, "-m", "omserver", "serve"], daemon.log_path, environ
     )
     try:
-        with daemon.client() as probe:
+        with daemon.client("web") as probe:
             wait_for(lambda: proc.poll() is not None or answers(probe), 20, "omserver daemon")
         assert proc.poll() is None, f"the daemon exited:\n{daemon.log()}"
         yield daemon

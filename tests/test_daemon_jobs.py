@@ -232,20 +232,21 @@ def test_a_restarted_daemon_is_not_fooled_by_a_frame_captured_before(salt_daemon
 
 
 def seal(daemon: RunningDaemon, op: str, body: dict) -> tuple[bytes, bytes]:
-    key = wire.cipher(wire.decode_key(daemon.issued["web"]))
-    return wire.seal_request("web", key, op, body, now=time.time())
+    """A frame sealed by the lab's tool "lab" (its targets are not in the inventory)."""
+    key = wire.cipher(wire.decode_key(daemon.issued.get("lab") or daemon.add_client("lab")))
+    return wire.seal_request("lab", key, op, body, now=time.time())
 
 
 def exchange(daemon: RunningDaemon, frame: bytes) -> dict:
-    """Send a frame sealed by "web" as raw rpyc and open the answer; a refusal raises."""
+    """Send a frame sealed by "lab" as raw rpyc and open the answer; a refusal raises."""
     host, port = wire.parse_address(daemon.address)
     conn = rpyc.connect(host, port)
     try:
         answer = conn.root.exchange(frame)
     finally:
         conn.close()
-    key = wire.cipher(wire.decode_key(daemon.issued["web"]))
-    return wire.open_answer(answer, "web", key, wire.split_request(frame).nonce)
+    key = wire.cipher(wire.decode_key(daemon.issued["lab"]))
+    return wire.open_answer(answer, "lab", key, wire.split_request(frame).nonce)
 
 
 @pytest.mark.salt

@@ -56,7 +56,7 @@ def test_keys_list_shows_names_and_dates_but_never_a_key(tmp_path):
     assert "revoked" in rows["ci"] and "active" in rows["web"]
     records = json.loads(omserver(tmp_path, "keys", "list", "--json").stdout)
     assert [(r["name"], r["revoked"] is None) for r in records] == [("ci", False), ("web", True)]
-    assert all(set(r) == {"name", "created", "revoked"} for r in records)
+    assert all(set(r) == {"name", "created", "revoked", "scope"} for r in records)
 
 
 def test_keys_revoke_of_an_unknown_client_fails_with_a_message(tmp_path):

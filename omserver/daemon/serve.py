@@ -1,8 +1,9 @@
 """The daemon's life: configuration, key store, engine and rpyc server, until SIGTERM.
 
-The engine writes through the ``Recorder`` it is handed; whoever starts the
-daemon chooses it (``omserver serve`` runs the web's ``rundaemon`` command,
-which hands in the Django recorder).
+The engine writes through the ``Recorder`` it is handed, and the keys' scopes are
+checked against the ``ScopeRecord`` it is handed; whoever starts the daemon chooses
+them (``omserver serve`` runs the web's ``rundaemon`` command, which hands in the
+Django ones).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from omserver.config import Config, ConfigError
 from omserver.daemon.admission import Limits
 from omserver.daemon.handlers import EngineHandler
+from omserver.daemon.scopes import ScopedHandler, ScopeRecord
 from omserver.daemon.server import PACKET_OVERHEAD, DaemonServer
 from omserver.daemon.service import Gate
 from omserver.jobs import execution
@@ -62,8 +64,9 @@ def _checked_settings(config: Config) -> tuple[str, int]:
         raise ConfigError(f"{config.origin('daemon.address')}: {exc}") from exc
 
 
-def serve(config: Config, recorder: Recorder) -> None:
-    """Listen on ``daemon.address`` until SIGTERM or SIGINT, recording through ``recorder``."""
+def serve(config: Config, recorder: Recorder, scopes: ScopeRecord) -> None:
+    """Listen on ``daemon.address`` until SIGTERM or SIGINT, recording through ``recorder``,
+    each key held to its scope (``scopes``: the inventory, and where refusals go)."""
     configure_logging(config["daemon.log_level"])
     host, port = _checked_settings(config)
     keys = KeyStore(key_file(config))
@@ -77,7 +80,7 @@ def serve(config: Config, recorder: Recorder) -> None:
     engine = Engine(config, registry, recorder, name=config["daemon.name"])
     gate = Gate(
         keys,
-        EngineHandler(registry, engine),
+        ScopedHandler(EngineHandler(registry, engine), keys, scopes),
         clock_skew=config["daemon.clock_skew"],
         max_frame_bytes=config["daemon.max_frame_bytes"],
     )

@@ -1,8 +1,10 @@
-"""The client key store: one revocable key per client id, in a 0600 JSON file.
+"""The client key store: one revocable key per client id, with its scope, in a 0600 JSON file.
 
 The CLI (``omserver keys …``) writes the file atomically under a lock; the
-daemon re-reads it whenever it changes, so a key added or revoked takes effect
-on the next frame without a restart.
+daemon re-reads it whenever it changes, so a key added, revoked or rescoped takes
+effect on the next frame without a restart. An entry written before keys had
+scopes has none: it gets the narrow scope (see :mod:`omserver.protocol.scope`),
+never the full trust it used to have.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from omserver.config import Config
 from omserver.files import write_private
+from omserver.protocol.scope import Scope, ScopeError
 from omserver.protocol.wire import cipher, decode_key, new_key, valid_client_id
 
 log = logging.getLogger("omserver.protocol.keys")
@@ -39,6 +42,7 @@ class ClientRecord:
     name: str
     created: str
     revoked: str | None
+    scope: Scope
 
 
 def key_file(config: Config) -> Path:
@@ -60,6 +64,7 @@ class KeyStore:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = (-1, -1, -1)  # never a real file's
         self._ciphers: dict[str, AESGCM] = {}
+        self._scopes: dict[str, Scope] = {}
 
     # -- the daemon's side ------------------------------------------------------------
 
@@ -68,11 +73,19 @@ class KeyStore:
 
         One ``stat`` per call: a key added or revoked counts from the next frame.
         """
+        self._refresh()
+        return self._ciphers.get(client_id)
+
+    def scope_for(self, client_id: str) -> Scope:
+        """What ``client_id``'s active key may do; the narrow scope for anyone else."""
+        self._refresh()
+        return self._scopes.get(client_id) or Scope()
+
+    def _refresh(self) -> None:
         stamp = self._file_stamp()
         if stamp != self._stamp:
             with self._lock:
                 self._reload(stamp)
-        return self._ciphers.get(client_id)
 
     def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -85,24 +98,33 @@ class KeyStore:
         if stamp == self._stamp:  # another thread reloaded it meanwhile
             return
         try:
-            self._ciphers = {
-                name: cipher(decode_key(entry["key"]))
-                for name, entry in self._read().items()
-                if not entry.get("revoked")
-            }
+            active = {n: e for n, e in self._read().items() if not e.get("revoked")}
+            scopes = {name: Scope.from_json(entry.get("scope")) for name, entry in active.items()}
+            ciphers = {name: cipher(decode_key(entry["key"])) for name, entry in active.items()}
         except (KeyStoreError, KeyError, TypeError, ValueError) as exc:
-            self._ciphers = {}  # fail closed: a broken key file admits nobody
+            self._ciphers, self._scopes = {}, {}  # fail closed: a broken file admits nobody
             log.error("client key file %s is unusable, refusing every client: %s", self.path, exc)
         else:
-            log.info("loaded %d active client key(s) from %s", len(self._ciphers), self.path)
+            self._ciphers, self._scopes = ciphers, scopes
+            log.info("loaded %d active client key(s) from %s", len(ciphers), self.path)
+            unscoped = sorted(name for name, scope in scopes.items() if not scope.assigned)
+            if unscoped:
+                log.warning(
+                    "client key(s) without a scope, allowed nothing but ping until given one "
+                    "(`omserver keys scope NAME …`, `--web` for the web console's): %s",
+                    ", ".join(unscoped),
+                )
         # Last: a frame checked meanwhile by another thread sees the new stamp only with
         # the new keys, so a revoked key is not taken once more on the old ones.
         self._stamp = stamp
 
     # -- the CLI's side -----------------------------------------------------------------
 
-    def add(self, name: str) -> str:
-        """Create a key for ``name`` (or replace a revoked one) and return it."""
+    def add(self, name: str, scope: Scope | None = None) -> str:
+        """Create a key for ``name`` (or replace a revoked one) and return it.
+
+        ``scope``: what it may do; by default nothing but ping and its own jobs.
+        """
         if not valid_client_id(name):
             raise KeyStoreError(
                 f"bad client name {name!r}: 1-64 of A-Z a-z 0-9 _ . -, starting alphanumeric"
@@ -111,8 +133,20 @@ class KeyStore:
         with self._writing() as clients:
             if name in clients and not clients[name].get("revoked"):
                 raise KeyStoreError(f"client {name!r} already has a key; revoke it first")
-            clients[name] = {"key": key, "created": _now(), "revoked": None}
+            clients[name] = {
+                "key": key,
+                "created": _now(),
+                "revoked": None,
+                "scope": (scope or Scope()).to_json(),
+            }
         return key
+
+    def set_scope(self, name: str, scope: Scope) -> None:
+        """Replace what ``name``'s key may do; from the daemon's next frame on."""
+        with self._writing() as clients:
+            if name not in clients:
+                raise KeyStoreError(f"no client named {name!r}")
+            clients[name]["scope"] = scope.to_json()
 
     def revoke(self, name: str) -> None:
         with self._writing() as clients:
@@ -122,10 +156,18 @@ class KeyStore:
                 clients[name]["revoked"] = _now()
 
     def clients(self) -> list[ClientRecord]:
-        return [
-            ClientRecord(name, entry.get("created", ""), entry.get("revoked"))
-            for name, entry in sorted(self._read().items())
-        ]
+        try:
+            return [
+                ClientRecord(
+                    name,
+                    entry.get("created", ""),
+                    entry.get("revoked"),
+                    Scope.from_json(entry.get("scope")),
+                )
+                for name, entry in sorted(self._read().items())
+            ]
+        except ScopeError as exc:
+            raise KeyStoreError(f"{self.path}: {exc}") from exc
 
     # -- the file -------------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ class OperationError(Exception):
     """A handler's refusal the client should see: ``code``, message, offending ``field``.
 
     Codes the client maps to typed errors: ``invalid_request``, ``invalid_params``,
-    ``unknown_module``, ``unknown_job``, ``unavailable``.
+    ``unknown_module``, ``unknown_job``, ``unavailable``, ``not_permitted`` (outside
+    the key's scope).
     """
 
     def __init__(self, code: str, message: str, field: str | None = None) -> None:

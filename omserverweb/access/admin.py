@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from omserverweb.access.models import Grant
+from omserverweb.access.models import Grant, KeyRefusal
 
 
 @admin.register(Grant)
@@ -10,3 +10,22 @@ class GrantAdmin(admin.ModelAdmin):
     search_fields = ["group__name", "module__name", "app_category__name"]
     list_select_related = ["group", "module", "app_category__function"]
     autocomplete_fields = ["module", "app_category"]
+
+
+@admin.register(KeyRefusal)
+class KeyRefusalAdmin(admin.ModelAdmin):
+    """What the daemon refused to client keys: readable, never editable here."""
+
+    list_display = ["created_at", "client", "operation", "reason"]
+    list_filter = ["operation", "created_at"]
+    search_fields = ["client", "reason"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

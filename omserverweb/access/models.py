@@ -1,4 +1,5 @@
-"""Who may run what where: grants of modules on application categories to groups."""
+"""Who may run what where: grants of modules on application categories to groups, and what
+daemon client keys were refused outside their scopes."""
 
 from __future__ import annotations
 
@@ -51,3 +52,24 @@ class Grant(models.Model):
         module = self.module or _("every module")
         where = self.app_category or _("every category")
         return f"{self.group}: {module} on {where}"
+
+
+class KeyRefusal(models.Model):
+    """A daemon request refused because it fell outside its client key's scope.
+
+    Written by the daemon (``omserverweb.access.keyscopes``): a key asking for more
+    than it was given may be a stolen one, or a tool that needs its scope widened.
+    """
+
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
+    client = models.CharField(_("client"), max_length=100, db_index=True)
+    operation = models.CharField(_("operation"), max_length=20)
+    reason = models.TextField(_("reason"))
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("key refusal")
+        verbose_name_plural = _("key refusals")
+
+    def __str__(self) -> str:
+        return f"{self.client} {self.operation}: {self.reason}"

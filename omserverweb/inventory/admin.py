@@ -65,7 +65,7 @@ class ZoneForm(forms.ModelForm):
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False),
-        help_text=_("Printed by `omserver keys add web` on the zone's daemon host."),
+        help_text=_("Printed by `omserver keys add web --web` on the zone's daemon host."),
     )
 
     class Meta:

@@ -54,7 +54,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _fresh_connection(func: Callable[P, R]) -> Callable[P, R]:
+def fresh_connection(func: Callable[P, R]) -> Callable[P, R]:
     """Start a unit of work on a usable connection: a daemon thread may have idled
     past the database server's timeout (not inside a transaction, where it would
     close the connection the transaction is on)."""
@@ -68,36 +68,36 @@ def _fresh_connection(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-@_fresh_connection
+@fresh_connection
 def report_modules(modules: list[dict[str, Any]]) -> None:
     """The module files a daemon found: new ones arrive disabled (see the modules app)."""
     module_review.report_modules(modules)
 
 
-@_fresh_connection
+@fresh_connection
 def module_enabled(module_id: int, schema: list) -> bool:
     return module_review.module_enabled(module_id, schema)
 
 
-@_fresh_connection
+@fresh_connection
 def inventory_targets(hostnames: list[str]) -> dict[str, dict[str, Any]]:
     """Targets named only by hostname, completed from the inventory's enabled servers."""
     servers = Server.objects.filter(hostname__in=hostnames, enabled=True)
     return {s.hostname: s.as_target() for s in servers}
 
 
-@_fresh_connection
+@fresh_connection
 def create_job(**fields: Any) -> int:
     return Job.objects.create(status=JobStatus.QUEUED, **fields).pk
 
 
-@_fresh_connection
+@fresh_connection
 def job_for_request(client: str, request: str) -> int | None:
     """The job ``client`` submitted with this request id, if any (a retried submit)."""
     return Job.objects.filter(client=client, request=request).values_list("pk", flat=True).first()
 
 
-@_fresh_connection
+@fresh_connection
 def claim_part(
     job_id: int, module_id: int, hosts: list[str], daemon: str, order: str = ""
 ) -> int | None:
@@ -131,7 +131,7 @@ def _queued(daemon: str, job_id: int | None = None) -> tuple[QuerySet[Job], Quer
     return jobs, parts
 
 
-@_fresh_connection
+@fresh_connection
 def queued(daemon: str, exclude: list[int], limit: int, job_id: int | None = None) -> list[Entry]:
     """The oldest of ``daemon``'s queued jobs and parts but ``exclude``, or job ``job_id``."""
     jobs, parts = _queued(daemon, job_id)
@@ -143,14 +143,14 @@ def queued(daemon: str, exclude: list[int], limit: int, job_id: int | None = Non
     )[:limit]
 
 
-@_fresh_connection
+@fresh_connection
 def claimed(instance: str) -> list[Entry]:
     """What daemon ``instance`` runs, by the record (a restarted one takes it up again)."""
     claims = JobClaim.objects.filter(instance=instance).select_related("job", "part")
     return sorted((c.job_id, c.part_id, (c.part or c.job).order) for c in claims)
 
 
-@_fresh_connection
+@fresh_connection
 def claim(job_id: int, part_id: int | None, daemon: str, instance: str, locks: list) -> str:
     """Take a job (or part) from ``daemon``'s queue for ``instance`` to run: ``ok``;
     ``taken`` when it waits there no more (another daemon took it, or it was
@@ -178,13 +178,13 @@ def claim(job_id: int, part_id: int | None, daemon: str, instance: str, locks: l
     return "ok"
 
 
-@_fresh_connection
+@fresh_connection
 def ask_cancel(job_id: int) -> bool:
     """Tell the daemons running the job to stop it; False if none runs it."""
     return bool(JobClaim.objects.filter(job_id=job_id).update(cancel=True))
 
 
-@_fresh_connection
+@fresh_connection
 def cancels(instance: str) -> list[int]:
     """The jobs ``instance`` runs that someone asked to stop."""
     return list(
@@ -192,7 +192,7 @@ def cancels(instance: str) -> list[int]:
     )
 
 
-@_fresh_connection
+@fresh_connection
 def recorded_output(job_id: int) -> dict[str, list]:
     ended = JobStep.objects.filter(job_id=job_id).exclude(status=HostStatus.RUNNING)
     printed = (
@@ -218,7 +218,7 @@ def _take_seqs(job_id: int, count: int = 1, *, closed_too: bool = False) -> int 
     return Job.objects.filter(pk=job_id).values_list("last_seq", flat=True).get() - count + 1
 
 
-@_fresh_connection
+@fresh_connection
 def start_step(job_id: int, step: int, action: str, hosts: list[str], started: float) -> None:
     with transaction.atomic():
         seq = _take_seqs(job_id, 2 * len(hosts))
@@ -254,7 +254,7 @@ def start_step(job_id: int, step: int, action: str, hosts: list[str], started: f
         )
 
 
-@_fresh_connection
+@fresh_connection
 def save_output(job_id: int, chunks: list[tuple[str, int, str, str]]) -> None:
     with transaction.atomic():
         seq = _take_seqs(job_id, len(chunks))
@@ -266,7 +266,7 @@ def save_output(job_id: int, chunks: list[tuple[str, int, str, str]]) -> None:
         )
 
 
-@_fresh_connection
+@fresh_connection
 def save_step(job_id: int, result: HostResult) -> None:
     with transaction.atomic():
         seq = _take_seqs(job_id)
@@ -290,7 +290,7 @@ def save_step(job_id: int, result: HostResult) -> None:
         JobOutput.objects.filter(job_id=job_id, host=result.host, step=result.step).delete()
 
 
-@_fresh_connection
+@fresh_connection
 def cut_step(job_id: int, host: str, step: int, status: str, note: str) -> None:
     with transaction.atomic():
         seq = _take_seqs(job_id)
@@ -318,7 +318,7 @@ def _cut(steps: QuerySet[JobStep], status: str, note: str, seq: int) -> int:
     return cut
 
 
-@_fresh_connection
+@fresh_connection
 def finish_hosts(job_id: int, ends: list[tuple[str, str, str]]) -> None:
     with transaction.atomic():
         seq = _take_seqs(job_id, len(ends))
@@ -352,7 +352,7 @@ def _finish_host(job_id: int, host: str, status: str, error: str, seq: int) -> N
         JobHost.objects.create(job_id=job_id, host=host, **fields)
 
 
-@_fresh_connection
+@fresh_connection
 def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
     """Close the job and link it into the chain of job records, in one transaction.
 
@@ -373,7 +373,7 @@ def finish_job(job_id: int, status: str, error: str = "", rollout_stop: str = ""
             link_job(job_id)
 
 
-@_fresh_connection
+@fresh_connection
 def finish_part(part_id: int, status: str, error: str = "", rollout_stop: str = "") -> None:
     """Close a zone's part of a job, and the job once no part is left running."""
     _close_part(JobPart.objects.filter(pk=part_id), status, error, rollout_stop)
@@ -388,7 +388,7 @@ def fail_unclaimed_part(part_id: int, reason: str) -> None:
     _close_part(part, JobStatus.FAILED, reason, "", failed_hosts=True)
 
 
-@_fresh_connection
+@fresh_connection
 def fail_undelivered_parts(older_than: timedelta, reason: str) -> int:
     """Close the parts of web jobs that no daemon took within ``older_than``.
 
@@ -484,7 +484,7 @@ def _settle(job_id: int) -> None:
         _finish_host(job_id, host, status, reason, seq + n)
 
 
-@_fresh_connection
+@fresh_connection
 def interrupt_unfinished(daemon: str, instance: str, reason: str, keep: Iterable[int] = ()) -> int:
     """Mark what daemon ``instance`` ran interrupted (at its start), but the jobs it adopts
     (``keep``), and what its queue (``daemon``) holds that no daemon could run: running
@@ -521,7 +521,7 @@ PRUNE_EVERY = 3600.0  # seconds between deletions of older notes
 _pruned = float("-inf")
 
 
-@_fresh_connection
+@fresh_connection
 def replay(writes: list[tuple[str, str, tuple[Any, ...]]]) -> None:
     """Writes from a daemon's spool, each once: skipped when its key is noted already."""
     if any(name in ("finish_job", "finish_part") for _, name, _ in writes):
@@ -539,13 +539,13 @@ def replay(writes: list[tuple[str, str, tuple[Any, ...]]]) -> None:
         ReplayedWrite.objects.filter(at__lt=timezone.now() - REPLAYED_KEPT).delete()
 
 
-@_fresh_connection
+@fresh_connection
 def check() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
 
 
-@_fresh_connection
+@fresh_connection
 def job_state(job_id: int, after: int = 0) -> dict[str, Any] | None:
     """Status, and the hosts, steps and live output written after ``after``, as plain
     JSON data (see :func:`omserverweb.jobs.queries.job_changes`)."""

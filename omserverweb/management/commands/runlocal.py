@@ -1,7 +1,8 @@
 """``make run``: the whole platform on one machine, for a first look.
 
 Sets up the database (bootstrap), gives the web console and the local ``omserver``
-CLI each its own daemon key, then runs the daemon and the web under uWSGI side by
+CLI each its own daemon key (the web's scope; the CLI's: every module on every
+inventory server, its own jobs), then runs the daemon and the web under uWSGI side by
 side until Ctrl-C, their output in ``<data dir>/log/``. The lab backend needs
 nothing from outside: Ansible's local connection, so every inventory server is
 this machine (override with OMSERVER_DAEMON_BACKEND and friends to point it at
@@ -28,12 +29,14 @@ from omserver.client import Client, DaemonError
 from omserver.config import env_name
 from omserver.files import write_private
 from omserver.protocol.keys import KeyStore, key_file
+from omserver.protocol.scope import ANY, WEB, Scope
 
 LAB_DEFAULTS = {
     env_name("daemon.backend"): "ansible",
     env_name("ansible.connection"): "local",
 }
 WEB_CLIENT = "web"
+LAB_CLI_SCOPE = Scope(modules=None, hosts=(ANY,))
 
 
 class Command(BaseCommand):
@@ -49,7 +52,7 @@ class Command(BaseCommand):
         env = {**LAB_DEFAULTS, **os.environ}
         key = env[env_name("daemon.client_key")] = self._web_key()
         # the key the `omserver` CLI finds in the data folder when none is configured
-        self._client_key(LAB_CLI_CLIENT, Path(settings.DATA_DIR) / LAB_CLI_KEY_FILE)
+        self._client_key(LAB_CLI_CLIENT, Path(settings.DATA_DIR) / LAB_CLI_KEY_FILE, LAB_CLI_SCOPE)
         log_dir = Path(settings.DATA_DIR) / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
         logs = {"the daemon": log_dir / "daemon.log", "uWSGI": log_dir / "uwsgi.log"}
@@ -161,17 +164,19 @@ class Command(BaseCommand):
         """The web console's key: created once, kept in the data folder (0600)."""
         if settings.DAEMON_CLIENT_KEY:
             return settings.DAEMON_CLIENT_KEY
-        return self._client_key(WEB_CLIENT, Path(settings.DATA_DIR) / "web-client.key")
+        return self._client_key(WEB_CLIENT, Path(settings.DATA_DIR) / "web-client.key", WEB)
 
     @staticmethod
-    def _client_key(name: str, path: Path) -> str:
-        """Client ``name``'s key: issued once, kept in ``path`` (0600)."""
+    def _client_key(name: str, path: Path, scope: Scope) -> str:
+        """Client ``name``'s key: issued once, kept in ``path`` (0600), with ``scope``
+        (given again to a key kept from a run before keys had scopes)."""
         store = KeyStore(key_file(settings.CONFIG))
         if path.exists() and store.cipher_for(name) is not None:
+            store.set_scope(name, scope)
             return path.read_text().strip()
         if any(c.name == name and not c.revoked for c in store.clients()):
             store.revoke(name)  # its key file is gone: issue a new one
-        key = store.add(name)
+        key = store.add(name, scope)
         write_private(path, key + "\n")
         return key
 
