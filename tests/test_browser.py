@@ -18,13 +18,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 from omserver.config import BASE_DIR, Config
 from tests.conftest import WWW_HOSTS
 from tests.daemon_process import RunningDaemon, running_daemon
 from tests.lab.runs import CLASSIC_MODULES, FIXTURE_MODULES
 from tests.lab.salt import SaltLab
+from tests.security_headers import problems
 
 pytestmark = pytest.mark.browser
 
@@ -77,17 +86,50 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
+# Every Content-Security-Policy violation in any page of the context, told to the test.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => window.reportCspViolation(
+  `${event.effectiveDirective} refused ${event.blockedURI || "inline code"}`
+  + ` in ${event.documentURI} (${event.sourceFile}:${event.lineNumber})`));
+"""
+
+
 @pytest.fixture
-def page(browser: Browser, live_server) -> Iterator[Page]:
-    """A fresh browser context on the live server; fails the test on an uncaught JS error."""
+def csp_violations() -> list[str]:
+    """What the browser refused under the Content-Security-Policy during the test."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, live_server, csp_violations: list[str]) -> Iterator[Page]:
+    """A fresh browser context on the live server; fails the test on an uncaught JS error,
+    on a page served without a Content-Security-Policy and on anything the policy refused."""
     context = browser.new_context(base_url=live_server.url, locale="en-US")
     context.set_default_timeout(TIMEOUT_MS)
+    context.expose_function("reportCspViolation", lambda text: csp_violations.append(text))
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
+    unprotected: list[str] = []
+
+    def check_policy(response: Response) -> None:
+        if response.request.resource_type == "document" and not response.headers.get(
+            "content-security-policy"
+        ):
+            unprotected.append(response.url)
+
+    def check_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:  # also what the event cannot tell
+            csp_violations.append(message.text)
+
+    context.on("response", check_policy)
+    context.on("console", check_console)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
     yield tab
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert unprotected == [], f"pages without a Content-Security-Policy: {unprotected}"
+    assert csp_violations == [], f"refused by the Content-Security-Policy: {csp_violations}"
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -685,3 +727,118 @@ def test_the_language_selector_switches_to_simplified_chinese_and_back(page: Pag
     page.get_by_role("link", name="Console", exact=True).click()
     expect(run).to_have_text("Run")
     expect(select_all).to_have_attribute("title", "Select all servers of this category")
+
+
+# -- the content security policy ---------------------------------------------------------------
+
+
+def wait_for_violations(page: Page, violations: list[str], *directives: str) -> None:
+    """Until the browser reported a refusal under each of ``directives``."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not all(any(d in seen for seen in violations) for d in directives):
+        assert time.monotonic() < deadline, f"no refusal under {directives}: {violations}"
+        page.wait_for_timeout(100)
+
+
+def visit(page: Page, path: str) -> None:
+    """Open ``path``, check its headers and let everything it loads arrive."""
+    response = page.goto(path)
+    assert response is not None and response.status == 200, (path, response)
+    assert problems(path, response.headers, response.text()) == []
+    page.wait_for_load_state("networkidle")
+
+
+@pytest.fixture
+def finished_job(alice) -> int:
+    from omserverweb.jobs.models import Job, JobHost, JobStep
+
+    job = Job.objects.create(
+        module_id=1001,
+        requested_by="alice",
+        client="web",
+        targets=[WWW_HOSTS[0]],
+        status="succeeded",
+        last_seq=2,
+    )
+    JobHost.objects.create(job=job, host=WWW_HOSTS[0], status="ok", rc=0, seq=1)
+    JobStep.objects.create(
+        job=job, host=WWW_HOSTS[0], number=1, status="ok", rc=0, stdout="kept output", seq=2
+    )
+    return job.pk
+
+
+def test_the_browser_refuses_inline_code_and_style_under_the_policy(
+    page: Page, bob, csp_violations: list[str]
+) -> None:
+    log_in(page)
+    page.evaluate(
+        """() => {
+          const script = document.createElement("script");
+          script.textContent = "window.__inline = 1";
+          document.body.append(script);
+          document.body.insertAdjacentHTML("beforeend",
+            '<button id="handler" onclick="window.__inline = 2">x</button>'
+            + '<p id="styled" style="color: rgb(255, 0, 0)">x</p>');
+          document.getElementById("handler").click();
+        }"""
+    )
+    wait_for_violations(page, csp_violations, "script-src-elem", "script-src-attr", "style-src")
+    assert page.evaluate("typeof window.__inline") == "undefined"
+    assert page.locator("#styled").evaluate("p => getComputedStyle(p).color") != "rgb(255, 0, 0)"
+    csp_violations.clear()  # refused as they must be: the page's own code ran without any
+
+
+def test_console_admin_and_api_pages_work_without_a_violation(
+    page: Page, alice, inventory, finished_job: int, daemon_down: str
+) -> None:
+    function = inventory.www.function.pk
+    log_in(page, "alice", "alice-password-1")
+    for path in (
+        "/",
+        "/jobs/",
+        "/modules/",
+        "/modules/add/",
+        "/modules/1001/edit/",
+        "/zones/",
+        "/audit/",
+        "/audit/verify/",
+        "/audit/rules/",
+        "/audit/rules/add/",
+        "/audit/tokens/",
+        "/inventory/import/",
+        "/admin/",
+        "/admin/inventory/server/",
+        "/admin/auth/user/add/",
+        "/api/",
+        "/api/jobs/",
+        f"/api/jobs/{finished_job}/",
+    ):
+        visit(page, path)
+
+    visit(page, f"/jobs/{finished_job}/")  # the job's output, and its download
+    block = host_block(page, WWW_HOSTS[0])
+    expect(block.locator("pre.output")).to_have_text("kept output")
+    with page.expect_download() as download:
+        block.get_by_role("button", name="Download", exact=True).click()
+    assert Path(download.value.path()).read_text() == "kept output"
+
+    visit(page, "/api/docs/")  # Swagger UI, its start script loaded from a file
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("OMServer API")
+    page.locator(".opblock-summary", has_text="/api/jobs/").first.click()
+    expect(page.locator(".opblock-body").first).to_be_visible()
+
+    visit(page, f"/admin/inventory/functioncategory/{function}/change/")  # inline rows
+    rows = page.locator("tr.dynamic-app_categories")
+    expect(rows).to_have_count(2)  # www and bbs
+    page.get_by_role("button", name=re.compile("Add another")).click()
+    expect(rows).to_have_count(3)
+
+    visit(page, f"/admin/inventory/server/{inventory.bbs_server.pk}/change/")
+    with page.expect_popup() as popup:  # a related object added in a popup window
+        page.locator("#add_id_app_category").click()
+    added = popup.value
+    added.locator("#id_function").select_option(str(function))
+    added.locator("#id_name").fill("shop.example.com")
+    with added.expect_event("close"):  # the popup answers its opener and closes
+        added.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("#id_app_category option:checked")).to_contain_text("shop.example.com")

@@ -27,6 +27,7 @@ import pytest
 from omserver.config import BASE_DIR
 from omserver.protocol.wire import new_key
 from tests.lab.procs import free_port, spawn, stop, wait_for
+from tests.security_headers import problems
 
 DEPLOY = BASE_DIR / "deploy"
 NGINX = Path("/usr/sbin/nginx")
@@ -280,6 +281,9 @@ def test_the_login_page_comes_through_nginx(stack) -> None:
     assert b'name="password"' in response.body
     assert_security_headers(response)
     assert "Secure" in response.headers["Set-Cookie"]  # Django knows it is behind HTTPS
+    # Django's policy and no-store come through nginx, once each
+    assert problems("/accounts/login/", response.headers, response.body.decode()) == []
+    assert len(response.headers.get_all("Content-Security-Policy")) == 1
 
 
 def test_static_files_come_from_static_root_gzipped(stack) -> None:

@@ -1,5 +1,6 @@
-"""Every URL the project serves, walked as an anonymous user and as a user with no
-grants: nothing leaks, nothing breaks."""
+"""Every URL the project serves, walked as an anonymous user, as a user with no
+grants and as an administrator: nothing leaks, nothing breaks, and every answer
+carries the strict Content-Security-Policy and is never stored by a cache."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from omserverweb.audit.models import CommandEvent
 from omserverweb.jobs.models import Job, JobHost, JobStep
 from tests.conftest import logged_in
+from tests.security_headers import problems
 
 SECRET = "SECRET-OUTPUT-7f3a"
 MARKERS = ("lab-minion-1", "bbs-01", SECRET, "tail -n 1 /root/.ssh")
@@ -118,3 +120,22 @@ def test_a_user_without_grants_gets_no_data_and_no_errors(everything, charlie) -
         assert response.status_code < 500, path
         body = response.content.decode(errors="replace")
         assert not any(m in body for m in MARKERS), path
+
+
+def text(response) -> str:
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return body.decode(errors="replace")
+
+
+def test_every_answer_has_the_strict_policy_and_is_never_stored(everything, alice) -> None:
+    anonymous, admin = Client(), logged_in(alice)
+    found = []
+    for path in paths(everything):
+        for response in (
+            anonymous.get(path),
+            anonymous.post(path),
+            admin.get(path),
+            admin.get(path, HTTP_ACCEPT="text/html"),  # the API's browsable pages too
+        ):
+            found += problems(path, response.headers, text(response))
+    assert found == []
