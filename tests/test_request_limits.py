@@ -102,18 +102,18 @@ def test_a_module_schema_nested_too_deep_is_a_form_error(alice, depth) -> None:
 
 
 def test_the_admin_refuses_a_schema_nested_too_deep(alice) -> None:
-    before = ModuleDefinition.objects.get(pk=1001)
+    """On the add form: an existing module's schema is its file's, read-only."""
     form = {
+        "id": 2002,
         "name": "x",
         "caption": "x",
         "backends": '["ansible"]',
         "params_schema": nested(1_000),
-        "enabled": "on",
     }
-    response = logged_in(alice).post("/admin/modules/moduledefinition/1001/change/", form)
+    response = logged_in(alice).post("/admin/modules/moduledefinition/add/", form)
     assert response.status_code == 200
     assert TOO_DEEP in response.content.decode()
-    assert ModuleDefinition.objects.get(pk=1001).params_schema == before.params_schema
+    assert not ModuleDefinition.objects.filter(pk=2002).exists()
 
 
 def test_a_form_over_the_limit_is_a_413(alice) -> None:
