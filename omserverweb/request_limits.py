@@ -22,6 +22,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
+from omserver.protocol.limits import nesting_depth
+
 # Form encoding can triple an import's text (a percent-escape per byte) when the
 # import page posts it back for Apply; the rest of the form is small.
 IMPORT_ENCODING_FACTOR = 3
@@ -102,29 +104,9 @@ def raw_decode(text: str, position: int) -> tuple[Any, int]:
 
 def _shallow(value: Any) -> Any:
     limit = max_json_depth()
-    if nesting(value, limit) > limit:
+    if nesting_depth(value, limit) > limit:
         raise too_deep(limit)
     return value
-
-
-def nesting(value: Any, stop_above: int) -> int:
-    """How deeply lists and objects nest in ``value`` (a scalar is 0), without recursion;
-    the walk stops once it is deeper than ``stop_above``."""
-    deepest = 0
-    pending = [(value, 1)]
-    while pending:
-        item, level = pending.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, level)
-        if deepest > stop_above:
-            break
-        pending.extend((child, level + 1) for child in children)
-    return deepest
 
 
 class DepthLimitedDecoder(json.JSONDecoder):

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from omserverweb.access.models import Grant, KeyRefusal
+from omserverweb.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(Grant)
@@ -13,19 +14,10 @@ class GrantAdmin(admin.ModelAdmin):
 
 
 @admin.register(KeyRefusal)
-class KeyRefusalAdmin(admin.ModelAdmin):
+class KeyRefusalAdmin(ReadOnlyAdmin):
     """What the daemon refused to client keys: readable, never editable here."""
 
     list_display = ["created_at", "client", "operation", "reason"]
     list_filter = ["operation", "created_at"]
     search_fields = ["client", "reason"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

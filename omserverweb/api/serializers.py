@@ -53,22 +53,6 @@ class ModuleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModuleDefinition
-        fields = [
-            "id",
-            "name",
-            "caption",
-            "backends",
-            "params_schema",
-            "enabled",
-            "review_status",
-            "file_hash",
-            "file_schema",
-            "load_error",
-            "enabled_by",
-            "enabled_at",
-            "created_at",
-            "updated_at",
-        ]
         # Enabling is an operator's decision on the Modules page (or the admin), and
         # takes the file's schema then: neither is a field a change permission writes.
         read_only_fields = [
@@ -82,6 +66,7 @@ class ModuleSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+        fields = ["id", "name", "caption", "backends", "params_schema", *read_only_fields]
 
     def validate_params_schema(self, value: list) -> list:
         if self.instance is not None and value != self.instance.params_schema:

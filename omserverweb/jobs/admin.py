@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from omserverweb.jobs.models import Job, JobHost, JobPart, JobStep
+from omserverweb.readonly_admin import ReadOnlyAdmin
 
 
 class JobHostInline(admin.TabularInline):
@@ -48,7 +49,7 @@ class JobPartInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReadOnlyAdmin):
     """Jobs are written by the daemon; the admin only reads them."""
 
     list_display = [
@@ -67,33 +68,15 @@ class JobAdmin(admin.ModelAdmin):
     list_select_related = ["module"]
     inlines = [JobPartInline, JobHostInline, JobStepInline]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the record of truth, chained: a deleted job reads as tampering
-
     @admin.display(description="hosts")
     def host_count(self, obj: Job) -> int:
         return len(obj.targets)
 
 
 @admin.register(JobHost)
-class JobHostAdmin(admin.ModelAdmin):
+class JobHostAdmin(ReadOnlyAdmin):
     list_display = ["job", "host", "status", "rc", "duration", "truncated", "updated_at"]
     list_filter = ["status", "truncated"]
     search_fields = ["host", "=job__id"]
     list_select_related = ["job__module"]
     raw_id_fields = ["job"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the record of truth, chained: a deleted job reads as tampering
