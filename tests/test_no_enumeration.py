@@ -208,7 +208,7 @@ def filter_choices(user) -> set[int]:
 
 def module_page(user) -> set[int]:
     page = logged_in(user).get("/modules/").content.decode()
-    return {int(v) for v in re.findall(r"<tr>\s*<td>(\d+)</td>", page)}
+    return {int(v) for v in re.findall(r"<tr id=\"module-(\d+)\">", page)}
 
 
 def api_list(user, name: str, key: str = "id") -> set:
