@@ -45,6 +45,7 @@ from omserver.client import Client, DaemonError
 from omserver.config import BASE_DIR
 from omserver.protocol import wire
 from omserver.protocol.keys import KeyStore
+from omserver.protocol.scope import UNLISTED, Scope
 
 
 class EchoService(rpyc.Service):
@@ -115,7 +116,9 @@ def daemon_env(data_dir: str, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def daemon(data_dir: str, **extra: str) -> Iterator[tuple[Client, str]]:
-    key = KeyStore(Path(data_dir) / "clients.json").add("bench")
+    # The lab's minions are not in the bench's inventory: a lab tool's scope.
+    scope = Scope(modules=frozenset({1003}), hosts=(UNLISTED,))
+    key = KeyStore(Path(data_dir) / "clients.json").add("bench", scope)
     env = daemon_env(data_dir, **extra)
     with process([sys.executable, "-m", "omserver", "serve"], env):
         client = Client(env["OMSERVER_DAEMON_ADDRESS"], "bench", key)
