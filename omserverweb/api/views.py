@@ -100,6 +100,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     """Jobs: POST runs a module; reads show the caller's jobs (or all with jobs.view_job)."""
 
     permission_classes = [permissions.IsAuthenticated]
+    queryset = Job.objects.none()  # the model, for the OpenAPI document; reads are per user
 
     def get_queryset(self) -> QuerySet[Job]:
         filters = JobFilterForm(self.request.query_params, user=self.request.user)
