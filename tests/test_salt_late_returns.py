@@ -206,7 +206,7 @@ def test_minions_that_keep_printing_are_not_asked_whether_they_still_run(
         try:
             with backend_in_thread(salt_lab.settings()) as backend:
                 script = f"for i in $(seq 16); do echo {n}.$i; sleep 0.5; done"
-                outcome[n] = run(backend, Command(("sh", "-c", script)), hosts, timeout=120)
+                outcome[n] = run(backend, Command(("sh", "-c", script)), hosts, timeout=600)
         except BaseException as exc:
             errors.append(exc)
 
@@ -214,7 +214,7 @@ def test_minions_that_keep_printing_are_not_asked_whether_they_still_run(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(300)
+        thread.join(900)
     assert not errors, errors
     for n, (results, _) in outcome.items():
         for host, result in results.items():
