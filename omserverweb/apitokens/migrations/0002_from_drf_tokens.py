@@ -9,6 +9,7 @@ import hashlib
 from datetime import UTC, datetime
 
 from django.db import migrations
+from django.db.migrations.recorder import MigrationRecorder
 from django.utils.dateparse import parse_datetime
 
 OLD_TABLE = "authtoken_token"
@@ -40,11 +41,14 @@ def from_drf_tokens(apps, schema_editor) -> None:
         )
         for key, user_id, created in rows
     )
-    schema_editor.execute(f"DROP TABLE {quote(OLD_TABLE)}")
-    schema_editor.execute("DELETE FROM django_migrations WHERE app = %s", ["authtoken"])
+    MigrationRecorder(connection).migration_qs.filter(app="authtoken").delete()
 
 
 class Migration(migrations.Migration):
     dependencies = [("apitokens", "0001_api_tokens")]
 
-    operations = [migrations.RunPython(from_drf_tokens, migrations.RunPython.noop)]
+    # The drop outside the copy's transaction: MySQL cannot roll DDL back.
+    operations = [
+        migrations.RunPython(from_drf_tokens, migrations.RunPython.noop),
+        migrations.RunSQL(f"DROP TABLE IF EXISTS {OLD_TABLE}", migrations.RunSQL.noop),
+    ]
