@@ -44,8 +44,8 @@ INSTALLED_APPS = [
     "omserverweb.audit",
     "omserverweb.access",
     "omserverweb.console",
+    "omserverweb.apitokens",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
@@ -159,7 +159,7 @@ CONTENT_SECURITY_POLICY = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so that an anonymous call reads 401 with WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "omserverweb.apitokens.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

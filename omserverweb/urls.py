@@ -7,6 +7,7 @@ from omserverweb.health import healthz
 
 urlpatterns = [
     path("", include("omserverweb.console.urls")),
+    path("accounts/tokens/", include("omserverweb.apitokens.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),

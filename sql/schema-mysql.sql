@@ -143,6 +143,19 @@ ALTER TABLE `django_admin_log` ADD CONSTRAINT `django_admin_log_user_id_c564eba6
 --
 -- (no-op)
 --
+-- Create model ApiToken
+--
+CREATE TABLE `apitokens_apitoken` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `name` varchar(100) NOT NULL, `digest` varchar(64) NOT NULL UNIQUE, `prefix` varchar(12) NOT NULL, `created_at` datetime(6) NOT NULL, `expires_at` datetime(6) NULL, `last_used_at` datetime(6) NULL, `revoked_at` datetime(6) NULL, `user_id` integer NOT NULL);
+ALTER TABLE `apitokens_apitoken` ADD CONSTRAINT `apitokens_apitoken_user_id_71f84436_fk_auth_user_id` FOREIGN KEY (`user_id`) REFERENCES `auth_user` (`id`);
+--
+-- Raw Python operation
+--
+-- THIS OPERATION CANNOT BE WRITTEN AS SQL
+--
+-- Raw SQL operation
+--
+DROP TABLE IF EXISTS authtoken_token;
+--
 -- Create model CommandEvent
 --
 CREATE TABLE `audit_commandevent` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `host` varchar(253) NOT NULL, `user` varchar(64) NOT NULL, `source` varchar(255) NOT NULL, `cwd` varchar(1024) NOT NULL, `command` longtext NOT NULL, `event_time` datetime(6) NOT NULL, `received_at` datetime(6) NOT NULL, `seq` bigint UNSIGNED NOT NULL CHECK (`seq` >= 0), CONSTRAINT `uniq_event_host_seq` UNIQUE (`host`, `seq`));
@@ -223,35 +236,6 @@ CREATE TABLE `audit_rejectedevent` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY 
 --
 -- THIS OPERATION CANNOT BE WRITTEN AS SQL
 ALTER TABLE `audit_rejectedevent` ADD CONSTRAINT `audit_rejectedevent_token_id_04b37ba7_fk_audit_ingesttoken_id` FOREIGN KEY (`token_id`) REFERENCES `audit_ingesttoken` (`id`);
---
--- Create model Token
---
-CREATE TABLE `authtoken_token` (`key` varchar(40) NOT NULL PRIMARY KEY, `created` datetime(6) NOT NULL, `user_id` integer NOT NULL UNIQUE);
-ALTER TABLE `authtoken_token` ADD CONSTRAINT `authtoken_token_user_id_35299eff_fk_auth_user_id` FOREIGN KEY (`user_id`) REFERENCES `auth_user` (`id`);
---
--- Change Meta options on token
---
--- (no-op)
---
--- Alter field created on token
---
--- (no-op)
---
--- Alter field key on token
---
--- (no-op)
---
--- Alter field user on token
---
--- (no-op)
---
--- Create proxy model TokenProxy
---
--- (no-op)
---
--- Change Meta options on tokenproxy
---
--- (no-op)
 --
 -- Create model AccessAttempt
 --

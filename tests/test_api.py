@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from omserverweb.apitokens import services as api_tokens
 from omserverweb.inventory.models import AppCategory, Server
 from omserverweb.jobs.models import Job, JobHost, JobOutput, JobStep
 from omserverweb.modules.models import ModuleDefinition
@@ -17,7 +17,7 @@ LISTS = ["function-categories", "app-categories", "servers", "modules", "jobs"]
 def api_as(user=None, token: bool = False) -> APIClient:
     client = APIClient()
     if user is not None and token:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_tokens.issue(user, 'tests')[1]}")
     elif user is not None:
         client.force_authenticate(user)
     return client

@@ -351,13 +351,12 @@ def worker_pids(stack: Stack) -> set[int]:
 @pytest.mark.salt
 def test_a_uwsgi_reload_loses_no_job(salt_stack, alice, transactional_db) -> None:
     """The daemon runs jobs, not uWSGI workers: a reload mid-job changes nothing for it."""
-    from rest_framework.authtoken.models import Token
-
+    from omserverweb.apitokens.services import issue
     from omserverweb.jobs.models import Job
     from tests.conftest import WWW_HOSTS
 
     stack, _ = salt_stack
-    token = {"Authorization": f"Token {Token.objects.create(user=alice).key}"}
+    token = {"Authorization": f"Token {issue(alice, 'tests')[1]}"}
     started = stack.https(
         "POST",
         "/api/jobs/",

@@ -90,14 +90,14 @@ def hung_zone(transactional_db, inventory) -> Iterator[str]:
 
 SEED = """
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
+from omserverweb.apitokens.services import issue
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 function = FunctionCategory.objects.create(name="Linux.Web")
 www = AppCategory.objects.create(function=function, name="www.example.com")
 for n, name in enumerate(%r, 1):
     Server.objects.create(hostname=name, lan_ip=f"127.0.2.{n}", app_category=www)
 user = User.objects.create_superuser("ops", password="ops-password-1")
-print(Token.objects.create(user=user).key)
+print(issue(user, "tests")[1])
 """
 
 
