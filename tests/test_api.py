@@ -126,11 +126,13 @@ def test_deleting_what_is_still_in_use_is_a_409_and_deletes_nothing(alice, inven
     client = api_as(alice)
     response = client.delete(f"/api/app-categories/{inventory.www.pk}/")
     assert response.status_code == 409
-    assert "still in use by" in response.data["detail"]
+    assert response.data["detail"].startswith("still in use by 2 records: ")
     function = inventory.www.function_id
     assert client.delete(f"/api/function-categories/{function}/").status_code == 409
     Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=[])
-    assert client.delete("/api/modules/1003/").status_code == 409
+    response = client.delete("/api/modules/1003/")
+    assert response.status_code == 409
+    assert response.data["detail"].startswith("still in use by 1 record: ")
     assert AppCategory.objects.filter(pk=inventory.www.pk).exists()
     assert ModuleDefinition.objects.filter(pk=1003).exists()
 

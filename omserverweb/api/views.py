@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db.models import ProtectedError, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.translation import ngettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, views, viewsets
 from rest_framework.decorators import action
@@ -43,8 +44,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, ProtectedError):
         used_by = sorted({str(obj) for obj in exc.protected_objects})
         shown = ", ".join(used_by[:10]) + (" …" if len(used_by) > 10 else "")
+        in_use = ngettext(
+            "still in use by %(n)d record: %(records)s",
+            "still in use by %(n)d records: %(records)s",
+            len(used_by),
+        )
         return Response(
-            {"detail": f"still in use by {len(used_by)} record(s): {shown}"},
+            {"detail": in_use % {"n": len(used_by), "records": shown}},
             status=status.HTTP_409_CONFLICT,
         )
     return views.exception_handler(exc, context)
