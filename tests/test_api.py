@@ -115,6 +115,13 @@ def test_job_filters(alice, inventory) -> None:
     assert client.get("/api/jobs/?date_to=2000-01-01").data["results"] == []
 
 
+@pytest.mark.parametrize("name", LISTS)
+def test_a_limit_past_what_the_database_holds_is_the_largest_page(alice, name) -> None:
+    response = api_as(alice).get(f"/api/{name}/?limit={'9' * 24}")
+    assert response.status_code == 200
+    assert len(response.data["results"]) == response.data["count"]
+
+
 @pytest.mark.parametrize("query", ["module=abc", "status=sleeping", "date_from=yesterday"])
 def test_a_bad_job_filter_is_a_400_naming_it(alice, query) -> None:
     response = api_as(alice).get(f"/api/jobs/?{query}")

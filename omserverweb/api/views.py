@@ -8,7 +8,12 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import ProtectedError, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils.translation import ngettext
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, permissions, status, views, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
@@ -26,6 +31,7 @@ from omserverweb.access.services import (
     visible_servers,
 )
 from omserverweb.api import serializers as s
+from omserverweb.api.openapi import form_parameters
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 from omserverweb.jobs import services
 from omserverweb.jobs.filters import JobFilterForm
@@ -80,6 +86,13 @@ class AppCategoryViewSet(viewsets.ModelViewSet):
         return visible_categories(self.request.user)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("app_category", int, description="only this category's servers")
+        ]
+    )
+)
 class ServerViewSet(viewsets.ModelViewSet):
     serializer_class = s.ServerSerializer
     permission_classes = [ModelPermissions]
@@ -102,10 +115,12 @@ class ModuleViewSet(viewsets.ModelViewSet):
         return listed_modules(self.request.user)
 
 
+@extend_schema_view(list=extend_schema(parameters=form_parameters(JobFilterForm)))
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Jobs: POST runs a module; reads show the caller's jobs (or all with jobs.view_job)."""
 
     permission_classes = [permissions.IsAuthenticated]
+    queryset = Job.objects.none()  # tells the document the id's type; reads use get_queryset
 
     def get_queryset(self) -> QuerySet[Job]:
         filters = JobFilterForm(self.request.query_params, user=self.request.user)
@@ -135,7 +150,13 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         )
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={202: s.JobSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            202: s.JobSerializer,
+            503: OpenApiResponse(s.ErrorSerializer, "the job's daemon cannot be reached"),
+        },
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         job = self.get_object()
