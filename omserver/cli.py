@@ -2,7 +2,8 @@
 
 Exit status: 0 success; 1 the daemon is unreachable, refused, or a job did not
 succeed; 2 bad usage or configuration; 3 (``ping``) the daemon answers but says it
-is degraded (its database away, workers dead). ``run`` keeps following its job
+is degraded (its database away, workers dead); 141 the reader of its output went away
+(``omserver job 86 | head``), as for any tool a closed pipe stops. ``run`` keeps following its job
 while the daemon restarts or its database is briefly away, saying so once on
 stderr. Client commands speak as
 ``--client-id`` (default ``daemon.client_id``) with the key from ``--key-file``
@@ -36,6 +37,9 @@ from omserver.protocol.keys import KeyStore, KeyStoreError, key_file
 from omserver.protocol.scope import WEB, Scope, ScopeError, parse_hosts, parse_modules
 
 OK, FAILED, USAGE, DEGRADED = 0, 1, 2, 3
+# A closed pipe: what the shell reports for a tool SIGPIPE ended (128 + 13), so that
+# `set -o pipefail` scripts see `omserver … | head` as they see `cat … | head`.
+READER_GONE = 141
 # Seconds `omserver run` waits out a daemon restart or a database outage before it gives up.
 OUTAGE_PATIENCE = 300.0
 WEB_SETTINGS = "omserverweb.settings"  # the Django project the daemon records through
@@ -164,7 +168,8 @@ def cmd_ping(config: Config, args: argparse.Namespace) -> int:
     else:
         print(
             f"{'degraded' if degraded else 'ok'}: omserver {answer['version']} at "
-            f"{client.address}, backend {answer['backend']}, {answer['modules']} module(s) loaded"
+            f"{client.address}, backend {answer['backend']}, "
+            f"{counted(answer['modules'], 'module')} loaded"
         )
         for problem in health.get("problems") or (["it says it is degraded"] if degraded else []):
             print(f"  problem: {problem}")
@@ -219,7 +224,8 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
             outage.report,
         )
         if not args.json:
-            print(f"job {job_id}: module {args.module_id} on {len(hosts)} host(s)", flush=True)
+            on = counted(len(hosts), "host")
+            print(f"job {job_id}: module {args.module_id} on {on}", flush=True)
         return _follow(client, job_id, args.json, outage)
 
 
@@ -340,6 +346,11 @@ def _print_state(state: dict[str, Any], as_json: bool) -> None:
     print(_summary(state))
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 host``, ``2 hosts``: the CLI speaks English, whose plural is the noun plus s."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _summary(state: dict[str, Any]) -> str:
     text = f"job {state['id']} {state['status']}"
     for key in ("error", "rollout_stop"):
@@ -434,13 +445,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(Config(), args)
+        status = args.func(Config(), args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
     except (ConfigError, UsageError, KeyStoreError, OSError) as exc:
         print(f"omserver: {exc}", file=sys.stderr)
         return USAGE
     except DaemonError as exc:
         print(f"omserver: {describe(exc, args.address)}", file=sys.stderr)
         return FAILED
+
+
+def _reader_gone() -> int:
+    """Stop quietly when our stdout's reader has gone: a job being followed goes on on
+    the daemon. What is still buffered goes to /dev/null, so that Python's last flush
+    at exit does not fail and print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return READER_GONE
 
 
 def describe(exc: DaemonError, address: str | None = None) -> str:

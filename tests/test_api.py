@@ -115,6 +115,13 @@ def test_job_filters(alice, inventory) -> None:
     assert client.get("/api/jobs/?date_to=2000-01-01").data["results"] == []
 
 
+@pytest.mark.parametrize("name", LISTS)
+def test_a_limit_past_what_the_database_holds_is_the_largest_page(alice, name) -> None:
+    response = api_as(alice).get(f"/api/{name}/?limit={'9' * 24}")
+    assert response.status_code == 200
+    assert len(response.data["results"]) == response.data["count"]
+
+
 @pytest.mark.parametrize("query", ["module=abc", "status=sleeping", "date_from=yesterday"])
 def test_a_bad_job_filter_is_a_400_naming_it(alice, query) -> None:
     response = api_as(alice).get(f"/api/jobs/?{query}")
@@ -126,11 +133,13 @@ def test_deleting_what_is_still_in_use_is_a_409_and_deletes_nothing(alice, inven
     client = api_as(alice)
     response = client.delete(f"/api/app-categories/{inventory.www.pk}/")
     assert response.status_code == 409
-    assert "still in use by" in response.data["detail"]
+    assert response.data["detail"].startswith("still in use by 2 records: ")
     function = inventory.www.function_id
     assert client.delete(f"/api/function-categories/{function}/").status_code == 409
     Job.objects.create(module_id=1003, requested_by="alice", client="web", targets=[])
-    assert client.delete("/api/modules/1003/").status_code == 409
+    response = client.delete("/api/modules/1003/")
+    assert response.status_code == 409
+    assert response.data["detail"].startswith("still in use by 1 record: ")
     assert AppCategory.objects.filter(pk=inventory.www.pk).exists()
     assert ModuleDefinition.objects.filter(pk=1003).exists()
 

@@ -107,6 +107,12 @@ class JobChangesSerializer(serializers.Serializer):
     more = serializers.BooleanField(help_text="the answer was cut at its size: ask again now")
 
 
+class ErrorSerializer(serializers.Serializer):
+    """DRF's answer to a refused request (documentation only)."""
+
+    detail = serializers.CharField()
+
+
 class JobSerializer(serializers.ModelSerializer):
     module_name = serializers.CharField(source="module.name", read_only=True)
 

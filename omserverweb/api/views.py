@@ -7,7 +7,13 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db.models import ProtectedError, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.utils.translation import ngettext
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, permissions, status, views, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
@@ -25,6 +31,7 @@ from omserverweb.access.services import (
     visible_servers,
 )
 from omserverweb.api import serializers as s
+from omserverweb.api.openapi import form_parameters
 from omserverweb.inventory.models import AppCategory, FunctionCategory, Server
 from omserverweb.jobs import services
 from omserverweb.jobs.filters import JobFilterForm
@@ -43,8 +50,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, ProtectedError):
         used_by = sorted({str(obj) for obj in exc.protected_objects})
         shown = ", ".join(used_by[:10]) + (" …" if len(used_by) > 10 else "")
+        in_use = ngettext(
+            "still in use by %(n)d record: %(records)s",
+            "still in use by %(n)d records: %(records)s",
+            len(used_by),
+        )
         return Response(
-            {"detail": f"still in use by {len(used_by)} record(s): {shown}"},
+            {"detail": in_use % {"n": len(used_by), "records": shown}},
             status=status.HTTP_409_CONFLICT,
         )
     return views.exception_handler(exc, context)
@@ -74,6 +86,13 @@ class AppCategoryViewSet(viewsets.ModelViewSet):
         return visible_categories(self.request.user)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("app_category", int, description="only this category's servers")
+        ]
+    )
+)
 class ServerViewSet(viewsets.ModelViewSet):
     serializer_class = s.ServerSerializer
     permission_classes = [ModelPermissions]
@@ -96,6 +115,7 @@ class ModuleViewSet(viewsets.ModelViewSet):
         return listed_modules(self.request.user)
 
 
+@extend_schema_view(list=extend_schema(parameters=form_parameters(JobFilterForm)))
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Jobs: POST runs a module; reads show the caller's jobs (or all with jobs.view_job)."""
 
@@ -130,7 +150,13 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         )
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={202: s.JobSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            202: s.JobSerializer,
+            503: OpenApiResponse(s.ErrorSerializer, "the job's daemon cannot be reached"),
+        },
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         job = self.get_object()

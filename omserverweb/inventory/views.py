@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from omserverweb import request_limits
@@ -53,9 +54,12 @@ def _apply(request: HttpRequest, form: ImportForm) -> HttpResponse:
         counts["updated"],
         len(plan.failed),
     )
-    messages.success(
-        request, _("Import applied: %(created)d servers created, %(updated)d updated.") % counts
+    applied = ngettext(
+        "Import applied: %(created)d server created, %(updated)d updated.",
+        "Import applied: %(created)d servers created, %(updated)d updated.",
+        counts["created"],
     )
+    messages.success(request, applied % counts)
     return redirect("console:inventory-import")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.utils.translation import ngettext
 
 from omserver import client as daemon
 from omserver.sdk import MASK, ParamError, mask_params, validate_params
@@ -203,9 +204,12 @@ def rerun_params(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
         if field.get("sensitive") and params.get(field["name"]) == MASK
     ]
     if masked:
-        raise JobRequestError(
-            f"enter the sensitive parameter(s) again: {', '.join(masked)}", "params"
+        again = ngettext(
+            "enter the sensitive parameter again: %(names)s",
+            "enter the sensitive parameters again: %(names)s",
+            len(masked),
         )
+        raise JobRequestError(again % {"names": ", ".join(masked)}, "params")
     return params
 
 

@@ -4,6 +4,7 @@ import { renderParamForm } from "./params.js";
 import { JobView } from "./results.js";
 
 const gettext = window.gettext ?? ((s) => s);
+const ngettext = window.ngettext ?? ((one, many, n) => (n === 1 ? one : many));
 const fmt = (s, values) => s.replace(/%\((\w+)\)s/g, (_, key) => String(values[key]));
 const data = JSON.parse(document.getElementById("console-data").textContent);
 const $ = (id) => document.getElementById(id);
@@ -77,7 +78,8 @@ function buildModules() {
 const currentModule = () => data.modules.find((m) => String(m.id) === $("module-picker").value);
 
 function update() {
-  $("selected-count").textContent = selected.size;
+  $("selected-count").textContent = fmt(
+    ngettext("%(n)s server selected", "%(n)s servers selected", selected.size), { n: selected.size });
   const module = currentModule();
   $("run").disabled = !module || selected.size === 0;
   const preview = $("preview");
@@ -87,7 +89,7 @@ function update() {
   preview.replaceChildren(
     el("div", {}, el("strong", { textContent: gettext("Module") + ": " }), `${module.id} ${module.name}`),
     el("div", {}, el("strong", { textContent: gettext("Parameters") + ": " }), paramForm.describe(values) || "—"),
-    el("div", {}, el("strong", { textContent: fmt(gettext("%(n)s hosts"), { n: selected.size }) + ": " }),
+    el("div", {}, el("strong", { textContent: fmt(ngettext("%(n)s host", "%(n)s hosts", selected.size), { n: selected.size }) + ": " }),
       [...selected.values()].join(", ")),
   );
 }
@@ -114,7 +116,8 @@ $("run").addEventListener("click", async () => {
   const params = paramForm.read();
   if (!module || params === null || selected.size === 0) return;
   if (selected.size > data.confirmAbove &&
-      !window.confirm(fmt(gettext("Run %(module)s on %(n)s hosts?"), { module: module.name, n: selected.size }))) {
+      !window.confirm(fmt(ngettext("Run %(module)s on %(n)s host?", "Run %(module)s on %(n)s hosts?", selected.size),
+        { module: module.name, n: selected.size }))) {
     return;
   }
   await run([...selected.values()], params, module);

@@ -379,7 +379,7 @@ export class JobView {
       el("span", {}, gettext("Job"), " ", link),
       badge(status),
       el("progress", { max: Math.max(total, 1), value: finished }),
-      el("span", { className: "progress-text", textContent: fmt(gettext("%(done)s of %(total)s hosts"), { done: finished, total }) }),
+      el("span", { className: "progress-text", textContent: fmt(ngettext("%(done)s of %(total)s host", "%(done)s of %(total)s hosts", total), { done: finished, total }) }),
     );
   }
 
