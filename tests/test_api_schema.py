@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from schemathesis.checks import (
     content_type_conformance,
@@ -23,6 +22,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core.failures import FailureGroup
 
+from omserverweb.apitokens import services as api_tokens
 from omserverweb.jobs.models import Job, JobHost
 
 CHECKS = [
@@ -36,7 +36,7 @@ CHECKS = [
 
 @pytest.fixture
 def token(alice) -> str:
-    return Token.objects.create(user=alice).key
+    return api_tokens.issue(alice, "schemathesis")[1]
 
 
 @pytest.fixture
